@@ -1,0 +1,35 @@
+// Chat templates of the common model families, rendered by hand-written formatters (no Jinja
+// engine): the family is detected from the model's tokenizer.chat_template text, or named by the
+// user with --chat-template.
+#pragma once
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+
+namespace edgeglm::tokenizer {
+
+enum class ChatTemplate { kChatML, kLlama2, kLlama3, kGlm4, kChatGlm3, kZephyr };
+
+struct ChatMessage {
+  std::string role;  // "system", "user", "assistant"
+  std::string content;
+};
+
+// Names accepted by --chat-template: chatml, llama2, llama3, glm4, chatglm3, zephyr.
+Result<ChatTemplate> chat_template_from_name(std::string_view name);
+const char* chat_template_name(ChatTemplate t);
+std::vector<std::string> chat_template_names();
+
+// Picks the family from a model's Jinja template source (tokenizer.chat_template); an empty or
+// unrecognised template is an error that says which names --chat-template accepts.
+Result<ChatTemplate> detect_chat_template(std::string_view jinja_source);
+
+// Renders the conversation; add_assistant_prompt appends the header that makes the model answer.
+// bos_text / eos_text are the vocab's BOS / EOS token texts (used by templates that spell them).
+std::string apply_chat_template(ChatTemplate t, const std::vector<ChatMessage>& messages,
+                                bool add_assistant_prompt, const std::string& bos_text,
+                                const std::string& eos_text);
+
+}  // namespace edgeglm::tokenizer
