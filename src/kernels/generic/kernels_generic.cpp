@@ -1,0 +1,116 @@
+// Scalar reference kernels. Loops are written so the compiler can vectorise them (independent
+// accumulators, no aliasing) without changing what they compute.
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "kernels/kernels.h"
+#include "quant/quant.h"
+
+namespace edgeglm::kernels {
+
+float dot_f32(const float* a, const float* b, int64_t n) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) acc[j] += a[i + j] * b[i + j];
+  float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+  for (; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+void get_row(const TensorView& t, int64_t r, float* out) {
+  const void* src = t.row<const char>(r);
+  if (t.dtype == DType::F32) {
+    std::memcpy(out, src, size_t(t.ne[0]) * sizeof(float));
+  } else {
+    quant::dequantize_row(t.dtype, src, out, t.ne[0]);
+  }
+}
+
+void matmul(const TensorView& w, const float* x, int64_t n_tok, float* y, ThreadPool& pool) {
+  const int64_t n_in = w.ne[0];
+  const int64_t n_out = w.ne[1];
+  const bool is_f32 = w.dtype == DType::F32;
+  pool.parallel_for(n_out, [&](int64_t r0, int64_t r1) {
+    // One decoded row per thread, sized on first use and then reused for every call.
+    thread_local std::vector<float> row_buf;
+    if (!is_f32 && int64_t(row_buf.size()) < n_in) row_buf.resize(size_t(n_in));
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* row;
+      if (is_f32) {
+        row = w.row<const float>(r);
+      } else {
+        quant::dequantize_row(w.dtype, w.row<const char>(r), row_buf.data(), n_in);
+        row = row_buf.data();
+      }
+      for (int64_t t = 0; t < n_tok; ++t) y[t * n_out + r] = dot_f32(row, x + t * n_in, n_in);
+    }
+  });
+}
+
+void rmsnorm(float* y, const float* x, const float* w, int64_t n, float eps) {
+  double ss = 0;  // double: the mean of squares of a wide row must not lose the small terms
+  for (int64_t i = 0; i < n; ++i) ss += double(x[i]) * double(x[i]);
+  const float scale = float(1.0 / std::sqrt(ss / double(n) + double(eps)));
+  for (int64_t i = 0; i < n; ++i) y[i] = x[i] * scale * w[i];
+}
+
+void softmax(float* x, int64_t n) {
+  float mx = -INFINITY;
+  for (int64_t i = 0; i < n; ++i) mx = x[i] > mx ? x[i] : mx;
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] = std::exp(x[i] - mx);
+    sum += x[i];
+  }
+  const float inv = float(1.0 / sum);
+  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+}
+
+void silu_mul(float* g, const float* u, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+}
+
+void add_inplace(float* y, const float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += x[i];
+}
+
+void rope(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, float pos,
+          const float* inv_freq, bool neox) {
+  const int64_t half = n_rot / 2;
+  for (int64_t i = 0; i < half; ++i) {
+    const float theta = pos * inv_freq[i];
+    const float c = std::cos(theta), s = std::sin(theta);
+    for (int64_t h = 0; h < n_heads; ++h) {
+      float* xh = x + h * head_dim;
+      float* a = neox ? &xh[i] : &xh[2 * i];
+      float* b = neox ? &xh[i + half] : &xh[2 * i + 1];
+      const float x0 = *a, x1 = *b;
+      *a = x0 * c - x1 * s;
+      *b = x0 * s + x1 * c;
+    }
+  }
+}
+
+void attention_one(const float* q, const float* k, const float* v, int64_t n_kv,
+                   int64_t kv_stride, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
+                   float scale, float* out, float* scratch, int64_t head_begin, int64_t head_end) {
+  const int64_t group = n_head / n_head_kv;
+  for (int64_t h = head_begin; h < head_end; ++h) {
+    const float* qh = q + h * head_dim;
+    const int64_t kvh = h / group;
+    for (int64_t t = 0; t < n_kv; ++t)
+      scratch[t] = dot_f32(qh, k + t * kv_stride + kvh * head_dim, head_dim) * scale;
+    softmax(scratch, n_kv);
+    float* oh = out + h * head_dim;
+    for (int64_t d = 0; d < head_dim; ++d) oh[d] = 0;
+    for (int64_t t = 0; t < n_kv; ++t) {
+      const float p = scratch[t];
+      const float* vt = v + t * kv_stride + kvh * head_dim;
+      for (int64_t d = 0; d < head_dim; ++d) oh[d] += p * vt[d];
+    }
+  }
+}
+
+}  // namespace edgeglm::kernels

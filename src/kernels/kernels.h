@@ -1,0 +1,46 @@
+// The math of the forward pass. Every function here is the scalar reference (generic/) that
+// faster ISA variants will be tested against; callers go through these entry points.
+#pragma once
+#include <cstdint>
+
+#include "core/tensor.h"
+#include "core/thread_pool.h"
+
+namespace edgeglm::kernels {
+
+// y (n_tok, n_out) = x (n_tok, n_in) . W^T, with W (n_out, n_in) in any weight format.
+// Rows of W are split across the pool; each row is decoded once and used for every token.
+void matmul(const TensorView& w, const float* x, int64_t n_tok, float* y, ThreadPool& pool);
+
+// out (n) = row r of a 2-D tensor of any format, as float (embedding lookup).
+void get_row(const TensorView& t, int64_t r, float* out);
+
+float dot_f32(const float* a, const float* b, int64_t n);
+
+// y = x / sqrt(mean(x^2) + eps) * w ; y may alias x.
+void rmsnorm(float* y, const float* x, const float* w, int64_t n, float eps);
+
+// x = softmax(x) over n elements, max-subtracted.
+void softmax(float* x, int64_t n);
+
+// g = silu(g) * u over n elements.
+void silu_mul(float* g, const float* u, int64_t n);
+
+void add_inplace(float* y, const float* x, int64_t n);
+
+// Rotary position embedding on one token's heads x (n_heads, head_dim), rotating the first n_rot
+// dims of each head by angle pos * inv_freq[i] for pair i (n_rot/2 entries in inv_freq).
+//   interleaved pairs: (x[2i], x[2i+1])         -- GGUF llama / chatglm / glm4, HF glm
+//   neox pairs:        (x[i], x[i + n_rot/2])   -- HF llama (rotate_half), qwen2
+void rope(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, float pos,
+          const float* inv_freq, bool neox);
+
+// One query token attending to positions [0, n_kv) of a layer's cache.
+//   q   (n_head, head_dim)            k, v: (n_kv, kv_stride) rows, head g at offset g*head_dim
+//   out (n_head, head_dim)            scratch: n_kv floats per calling thread
+// Query head h reads kv head h / (n_head / n_head_kv) (grouped-query attention).
+void attention_one(const float* q, const float* k, const float* v, int64_t n_kv,
+                   int64_t kv_stride, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
+                   float scale, float* out, float* scratch, int64_t head_begin, int64_t head_end);
+
+}  // namespace edgeglm::kernels

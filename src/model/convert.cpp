@@ -1,0 +1,101 @@
+#include "model/convert.h"
+
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "formats/gguf/gguf_writer.h"
+#include "model/config.h"
+#include "quant/quant.h"
+
+namespace edgeglm::model {
+namespace {
+
+// Hugging Face llama q/k rows are in rotate_half order (per head: all "first halves", then all
+// "second halves"); GGUF llama expects interleaved pairs. Row 2i of a head takes old row i and
+// row 2i+1 takes old row i + head_dim/2 (the permutation llama.cpp's converter applies).
+void permute_rows_for_interleaved_rope(const uint8_t* src, uint8_t* dst, int64_t n_heads,
+                                       int64_t head_dim, size_t row_bytes) {
+  const int64_t half = head_dim / 2;
+  for (int64_t h = 0; h < n_heads; ++h)
+    for (int64_t i = 0; i < half; ++i)
+      for (int64_t j = 0; j < 2; ++j) {
+        const int64_t from = h * head_dim + j * half + i;
+        const int64_t to = h * head_dim + 2 * i + j;
+        std::memcpy(dst + size_t(to) * row_bytes, src + size_t(from) * row_bytes, row_bytes);
+      }
+}
+
+bool ends_with(const std::string& s, const char* suffix) {
+  const size_t n = std::strlen(suffix);
+  return s.size() >= n && s.compare(s.size() - n, n, suffix) == 0;
+}
+
+}  // namespace
+
+Status convert_to_gguf(const formats::ModelFile& in, const std::string& out_path,
+                       const ConvertOptions& opts,
+                       const std::function<void(size_t, size_t)>& progress) {
+  if (opts.matrix_type != DType::F32 && opts.matrix_type != DType::F16 &&
+      opts.matrix_type != DType::BF16)
+    return Status::error(std::string("convert: --dtype ") + dtype_name(opts.matrix_type) +
+                         " is not a float type (use f32, f16 or bf16; `quantize` makes integer types)");
+  EG_ASSIGN_OR_RETURN(ModelConfig cfg, read_config(in));
+  formats::Metadata meta = in.meta;
+  const bool permute_qk = cfg.arch == Arch::kLlama && cfg.rope.neox;
+  meta.erase("edgeglm.rope.neox");
+  // GGUF general.file_type (llama_ftype): 0 all F32, 1 mostly F16, 32 mostly BF16.
+  const uint32_t ftype = opts.matrix_type == DType::F16 ? 1 : opts.matrix_type == DType::BF16 ? 32 : 0;
+  meta["general.file_type"] = formats::MetaValue::from_u32(ftype);
+  if (!meta.count("general.name"))
+    meta["general.name"] = formats::MetaValue::from_string(cfg.arch_name);
+
+  std::vector<formats::TensorInfo> out;
+  std::vector<std::unique_ptr<std::vector<uint8_t>>> buffers;
+  out.reserve(in.tensors.size());
+  std::vector<float> row;
+  for (size_t ti = 0; ti < in.tensors.size(); ++ti) {
+    const formats::TensorInfo& t = in.tensors[ti];
+    formats::TensorInfo o = t;
+    const bool is_float = t.dtype == DType::F32 || t.dtype == DType::F16 || t.dtype == DType::BF16;
+    const bool is_matrix = t.shape.size() == 2 && ends_with(t.name, ".weight");
+    const DType target = !is_float ? t.dtype : is_matrix ? opts.matrix_type : DType::F32;
+    const bool is_q = ends_with(t.name, ".attn_q.weight"), is_k = ends_with(t.name, ".attn_k.weight");
+    const bool permute = permute_qk && (is_q || is_k);
+    if (target != t.dtype || permute) {
+      const int64_t cols = t.shape[0];
+      const int64_t rows = t.nelements() / cols;
+      const size_t src_row = dtype_row_bytes(t.dtype, cols), dst_row = dtype_row_bytes(target, cols);
+      auto buf = std::make_unique<std::vector<uint8_t>>(dst_row * size_t(rows));
+      row.resize(size_t(cols));
+      for (int64_t r = 0; r < rows; ++r) {
+        const uint8_t* s = t.data + size_t(r) * src_row;
+        uint8_t* d = buf->data() + size_t(r) * dst_row;
+        if (target == t.dtype) {
+          std::memcpy(d, s, src_row);
+        } else {
+          quant::dequantize_row(t.dtype, s, row.data(), cols);
+          quant::quantize_row(target, row.data(), d, cols);
+        }
+      }
+      if (permute) {
+        auto permuted = std::make_unique<std::vector<uint8_t>>(buf->size());
+        const int64_t heads = is_q ? cfg.n_head : cfg.n_head_kv;
+        if (rows != heads * cfg.head_dim)
+          return Status::error(in.path + ": tensor '" + t.name + "' has " + std::to_string(rows) +
+                               " rows, expected " + std::to_string(heads * cfg.head_dim));
+        permute_rows_for_interleaved_rope(buf->data(), permuted->data(), heads, cfg.head_dim, dst_row);
+        buf = std::move(permuted);
+      }
+      o.dtype = target;
+      o.nbytes = buf->size();
+      o.data = buf->data();
+      buffers.push_back(std::move(buf));
+    }
+    out.push_back(std::move(o));
+    if (progress) progress(ti + 1, in.tensors.size());
+  }
+  return formats::write_gguf(out_path, meta, out);
+}
+
+}  // namespace edgeglm::model

@@ -1,0 +1,99 @@
+#include "model/model.h"
+
+#include <cmath>
+
+namespace edgeglm::model {
+
+Result<std::unique_ptr<Model>> Model::load(const std::string& path,
+                                           const std::string& tokenizer_path) {
+  EG_ASSIGN_OR_RETURN(auto file, formats::open_model(path, tokenizer_path));
+  return from_file(std::move(file));
+}
+
+Result<std::unique_ptr<Model>> Model::from_file(std::unique_ptr<formats::ModelFile> file) {
+  std::unique_ptr<Model> m(new Model());
+  EG_ASSIGN_OR_RETURN(m->config_, read_config(*file));
+  m->file_ = std::move(file);
+  EG_ASSIGN_OR_RETURN(m->weights_, bind_weights(*m->file_, m->config_));
+  return m;
+}
+
+size_t Model::weight_bytes() const {
+  size_t n = 0;
+  for (const auto& t : file_->tensors) n += t.nbytes;
+  return n;
+}
+
+int64_t Model::n_params() const {
+  int64_t n = 0;
+  for (const auto& t : file_->tensors) n += t.nelements();
+  return n;
+}
+
+size_t Model::kv_cache_bytes(int64_t n_ctx) const {
+  return 2 * size_t(config_.n_layer) * size_t(n_ctx) * size_t(config_.kv_dim()) * sizeof(float);
+}
+
+size_t Model::bytes_per_token() const {
+  size_t n = 0;
+  for (const auto& t : file_->tensors)
+    if (t.name != "token_embd.weight" || weights_.tied_output) n += t.nbytes;
+  return n + weights_.token_embd.row_bytes();
+}
+
+Result<std::unique_ptr<Context>> Context::create(const Model& model, const ContextOptions& opts,
+                                                 ThreadPool& pool) {
+  const ModelConfig& c = model.config();
+  if (opts.n_ctx < 1 || opts.n_ctx > (int64_t(1) << 24))
+    return Status::error("context size " + std::to_string(opts.n_ctx) + " is out of range");
+  if (opts.n_ubatch < 1 || opts.n_ubatch > 4096)
+    return Status::error("ubatch size " + std::to_string(opts.n_ubatch) + " is out of range");
+  std::unique_ptr<Context> ctx(new Context(model, opts, pool));
+  const size_t U = size_t(opts.n_ubatch);
+  const size_t kv = size_t(c.n_layer) * size_t(opts.n_ctx) * size_t(c.kv_dim());
+  const size_t n_logit_rows = opts.all_logits ? U : 1;
+  const size_t sizes[] = {kv,
+                          kv,
+                          U * size_t(c.n_embd),
+                          U * size_t(c.n_embd),
+                          U * size_t(c.q_dim()),
+                          U * size_t(c.kv_dim()),
+                          U * size_t(c.kv_dim()),
+                          U * size_t(c.q_dim()),
+                          U * size_t(c.n_ff),
+                          U * size_t(c.n_ff),
+                          size_t(pool.size()) * size_t(opts.n_ctx),
+                          n_logit_rows * size_t(c.n_vocab)};
+  size_t total = 0;
+  for (size_t s : sizes) total += Arena::aligned(s * sizeof(float));
+  Status st = ctx->arena_.reserve(total);
+  if (!st.is_ok())
+    return st.with_context("context of " + std::to_string(opts.n_ctx) + " positions");
+  float** bufs[] = {&ctx->k_cache_, &ctx->v_cache_, &ctx->x_,    &ctx->h_,
+                    &ctx->q_,       &ctx->k_,       &ctx->v_,    &ctx->att_,
+                    &ctx->gate_,    &ctx->up_,      &ctx->scores_, &ctx->logits_};
+  for (size_t i = 0; i < std::size(bufs); ++i) *bufs[i] = ctx->arena_.alloc<float>(sizes[i]);
+  return ctx;
+}
+
+Status Context::decode(const int32_t* tokens, int64_t n, bool all_logits) {
+  if (n <= 0) return Status::error("decode: no tokens");
+  if (n_past_ + n > opts_.n_ctx)
+    return Status::error("context full: " + std::to_string(n_past_) + " + " + std::to_string(n) +
+                         " tokens exceed the context size " + std::to_string(opts_.n_ctx));
+  if (all_logits && (!opts_.all_logits || n > opts_.n_ubatch))
+    return Status::error("decode: all-logits needs a context created with all_logits and at most " +
+                         std::to_string(opts_.n_ubatch) + " tokens per call");
+  for (int64_t i = 0; i < n; ++i)
+    if (tokens[i] < 0 || tokens[i] >= config_.n_vocab)
+      return Status::error("token id " + std::to_string(tokens[i]) + " is outside the vocabulary (" +
+                           std::to_string(config_.n_vocab) + ")");
+  for (int64_t done = 0; done < n;) {
+    const int64_t m = std::min(opts_.n_ubatch, n - done);
+    forward(tokens + done, m, all_logits, /*need_logits=*/done + m == n);
+    done += m;
+  }
+  return Status::ok();
+}
+
+}  // namespace edgeglm::model

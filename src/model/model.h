@@ -1,0 +1,93 @@
+// A loaded model (file + config + bound weights) and a Context: one sequence's KV cache and
+// activation buffers, all planned up front in one arena so decoding allocates nothing.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "core/arena.h"
+#include "core/thread_pool.h"
+#include "formats/model_file.h"
+#include "model/config.h"
+#include "model/weights.h"
+
+namespace edgeglm::model {
+
+class Model {
+ public:
+  // Opens a .gguf, a llama2.c .bin (+ tokenizer.bin) or a Hugging Face directory.
+  static Result<std::unique_ptr<Model>> load(const std::string& path,
+                                             const std::string& tokenizer_path = "");
+  static Result<std::unique_ptr<Model>> from_file(std::unique_ptr<formats::ModelFile> file);
+
+  const ModelConfig& config() const { return config_; }
+  const Weights& weights() const { return weights_; }
+  const formats::ModelFile& file() const { return *file_; }
+
+  size_t weight_bytes() const;                          // bytes of all tensors
+  int64_t n_params() const;                             // elements of all tensors
+  size_t kv_cache_bytes(int64_t n_ctx) const;           // f32 K and V for n_ctx positions
+  // Bytes read from weights per decoded token (every matrix once; the embedding row only).
+  size_t bytes_per_token() const;
+
+ private:
+  std::unique_ptr<formats::ModelFile> file_;
+  ModelConfig config_;
+  Weights weights_;
+};
+
+struct ContextOptions {
+  int64_t n_ctx = 2048;      // positions the KV cache holds (not the model's maximum)
+  int64_t n_ubatch = 64;     // tokens per forward pass during prefill
+  bool all_logits = false;   // keep logits of every token of a ubatch (perplexity), not just the last
+};
+
+class Context {
+ public:
+  static Result<std::unique_ptr<Context>> create(const Model& model, const ContextOptions& opts,
+                                                 ThreadPool& pool);
+
+  // Runs tokens at positions n_past() .. n_past()+n-1 and appends them to the KV cache.
+  // all_logits: logits for every token (then n <= n_ubatch); else only for the last one.
+  // Fails without changing state if the tokens do not fit in the context or an id is out of range.
+  Status decode(const int32_t* tokens, int64_t n, bool all_logits = false);
+
+  // Logits of the last decode: row i is token i (all_logits) or row 0 is the last token.
+  const float* logits(int64_t row = 0) const { return logits_ + row * config_.n_vocab; }
+  int64_t n_vocab() const { return config_.n_vocab; }
+  int64_t n_past() const { return n_past_; }
+  int64_t n_ctx() const { return opts_.n_ctx; }
+  // Forgets positions >= n (keeps a shared prompt prefix cached between turns).
+  void truncate(int64_t n) { n_past_ = n < n_past_ ? n : n_past_; }
+  size_t memory_bytes() const { return arena_.capacity(); }
+
+ private:
+  Context(const Model& m, const ContextOptions& o, ThreadPool& p)
+      : model_(m), config_(m.config()), opts_(o), pool_(p) {}
+  void forward(const int32_t* tokens, int64_t n, bool all_logits, bool need_logits);
+  void attention(int64_t il, int64_t n);
+
+  const Model& model_;
+  const ModelConfig& config_;
+  ContextOptions opts_;
+  ThreadPool& pool_;
+  Arena arena_;
+  int64_t n_past_ = 0;
+
+  // KV cache, per layer: (n_ctx, kv_dim) rows.
+  float* k_cache_ = nullptr;  // (n_layer, n_ctx, kv_dim)
+  float* v_cache_ = nullptr;  // (n_layer, n_ctx, kv_dim)
+  // Activations for one ubatch of U = n_ubatch tokens.
+  float* x_ = nullptr;        // (U, n_embd) residual stream
+  float* h_ = nullptr;        // (U, n_embd) normed input / block output
+  float* q_ = nullptr;        // (U, q_dim)
+  float* k_ = nullptr;        // (U, kv_dim)
+  float* v_ = nullptr;        // (U, kv_dim)
+  float* att_ = nullptr;      // (U, q_dim) attention output
+  float* gate_ = nullptr;     // (U, n_ff)
+  float* up_ = nullptr;       // (U, n_ff)
+  float* scores_ = nullptr;   // (n_threads, n_ctx) attention scratch
+  float* logits_ = nullptr;   // (U or 1, n_vocab)
+};
+
+}  // namespace edgeglm::model

@@ -1,0 +1,161 @@
+#include "model/weights.h"
+
+#include <cmath>
+
+#include "model/arch/arch.h"
+#include "quant/quant.h"
+
+namespace edgeglm::model {
+namespace {
+
+class Binder {
+ public:
+  Binder(const formats::ModelFile& f, Weights& w) : file_(f), w_(w) {}
+
+  Status err(const std::string& name, const std::string& what) const {
+    return Status::error(file_.path + ": tensor '" + name + "' " + what);
+  }
+
+  // A 2-D matrix with (rows, cols) = (n_out, n_in).
+  Result<TensorView> matrix(const std::string& name, int64_t rows, int64_t cols) const {
+    const formats::TensorInfo* t = file_.find(name);
+    if (!t) return err(name, "is missing");
+    EG_TRY(check_type(*t));
+    if (t->shape.size() != 2 || t->shape[0] != cols || t->shape[1] != rows)
+      return err(name, "has shape " + shape_str(t->shape) + ", expected [" +
+                           std::to_string(cols) + ", " + std::to_string(rows) + "]");
+    return t->view();
+  }
+
+  // A 1-D vector of n floats; null (not an error) when absent and optional.
+  Result<const float*> vec(const std::string& name, int64_t n, bool required) {
+    const formats::TensorInfo* t = file_.find(name);
+    if (!t) {
+      if (required) return err(name, "is missing");
+      return static_cast<const float*>(nullptr);
+    }
+    EG_TRY(check_type(*t));
+    if (t->nelements() != n)
+      return err(name, "has " + std::to_string(t->nelements()) + " elements, expected " +
+                           std::to_string(n));
+    if (t->dtype == DType::F32 && reinterpret_cast<uintptr_t>(t->data) % alignof(float) == 0)
+      return reinterpret_cast<const float*>(t->data);
+    auto buf = std::make_unique<std::vector<float>>(size_t(n));
+    quant::dequantize_row(t->dtype, t->data, buf->data(), n);
+    const float* p = buf->data();
+    w_.decoded.push_back(std::move(buf));
+    return p;
+  }
+
+  bool has(const std::string& name) const { return file_.find(name) != nullptr; }
+
+ private:
+  Status check_type(const formats::TensorInfo& t) const {
+    if (t.dtype != DType::F32 && !quant::quant_ops(t.dtype))
+      return err(t.name, std::string("has type ") + dtype_name(t.dtype) +
+                             ", which edgeglm cannot compute with");
+    return Status::ok();
+  }
+  static std::string shape_str(const std::vector<int64_t>& s) {
+    std::string r = "[";
+    for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+    return r + "]";
+  }
+  const formats::ModelFile& file_;
+  Weights& w_;
+};
+
+}  // namespace
+
+std::vector<float> rope_inv_freq(const RopeConfig& r, const float* freq_factors) {
+  const int64_t half = r.n_rot / 2;
+  std::vector<float> inv(static_cast<size_t>(half));
+  for (int64_t i = 0; i < half; ++i) {
+    // Computed in float as the reference implementations do: base^(-2i/n_rot).
+    float f = 1.0f / std::pow(r.base, float(2 * i) / float(r.n_rot));
+    if (freq_factors) {
+      f /= freq_factors[i];
+    } else if (r.scaling == RopeScaling::kLinear) {
+      f /= r.factor;
+    } else if (r.scaling == RopeScaling::kLlama3) {
+      // Llama 3.1 scaling: long wavelengths are divided by `factor`, short ones kept, and the
+      // band between is interpolated (the published rope_scaling "llama3" definition).
+      const float low_wavelen = float(r.original_ctx) / r.low_freq_factor;
+      const float high_wavelen = float(r.original_ctx) / r.high_freq_factor;
+      const float wavelen = 2.0f * float(M_PI) / f;
+      if (wavelen > low_wavelen) {
+        f = f / r.factor;
+      } else if (wavelen >= high_wavelen) {
+        const float smooth = (float(r.original_ctx) / wavelen - r.low_freq_factor) /
+                             (r.high_freq_factor - r.low_freq_factor);
+        f = (1.0f - smooth) * f / r.factor + smooth * f;
+      }
+    }
+    inv[size_t(i)] = f;
+  }
+  return inv;
+}
+
+Result<Weights> bind_weights(const formats::ModelFile& file, const ModelConfig& c) {
+  Weights w;
+  Binder b(file, w);
+  const ArchSpec* spec = find_arch(c.arch_name);
+  EG_ASSIGN_OR_RETURN(w.token_embd, b.matrix("token_embd.weight", c.n_vocab, c.n_embd));
+  EG_ASSIGN_OR_RETURN(w.output_norm, b.vec("output_norm.weight", c.n_embd, true));
+  if (b.has("output.weight")) {
+    EG_ASSIGN_OR_RETURN(w.output, b.matrix("output.weight", c.n_vocab, c.n_embd));
+  } else {
+    w.output = w.token_embd;
+    w.tied_output = true;
+  }
+  w.layers.resize(size_t(c.n_layer));
+  for (int64_t il = 0; il < c.n_layer; ++il) {
+    LayerWeights& l = w.layers[size_t(il)];
+    const std::string p = "blk." + std::to_string(il) + ".";
+    EG_ASSIGN_OR_RETURN(l.attn_norm, b.vec(p + "attn_norm.weight", c.n_embd, true));
+    if (b.has(p + "attn_qkv.weight")) {
+      // Fused projection: rows are q (q_dim), then k (kv_dim), then v (kv_dim).
+      EG_ASSIGN_OR_RETURN(TensorView qkv,
+                          b.matrix(p + "attn_qkv.weight", c.q_dim() + 2 * c.kv_dim(), c.n_embd));
+      l.wq = qkv.row_slice(0, c.q_dim());
+      l.wk = qkv.row_slice(c.q_dim(), c.kv_dim());
+      l.wv = qkv.row_slice(c.q_dim() + c.kv_dim(), c.kv_dim());
+      EG_ASSIGN_OR_RETURN(const float* bqkv,
+                          b.vec(p + "attn_qkv.bias", c.q_dim() + 2 * c.kv_dim(), spec->qkv_bias));
+      if (bqkv) {
+        l.bq = bqkv;
+        l.bk = bqkv + c.q_dim();
+        l.bv = bqkv + c.q_dim() + c.kv_dim();
+      }
+    } else {
+      EG_ASSIGN_OR_RETURN(l.wq, b.matrix(p + "attn_q.weight", c.q_dim(), c.n_embd));
+      EG_ASSIGN_OR_RETURN(l.wk, b.matrix(p + "attn_k.weight", c.kv_dim(), c.n_embd));
+      EG_ASSIGN_OR_RETURN(l.wv, b.matrix(p + "attn_v.weight", c.kv_dim(), c.n_embd));
+      EG_ASSIGN_OR_RETURN(l.bq, b.vec(p + "attn_q.bias", c.q_dim(), spec->qkv_bias));
+      EG_ASSIGN_OR_RETURN(l.bk, b.vec(p + "attn_k.bias", c.kv_dim(), spec->qkv_bias));
+      EG_ASSIGN_OR_RETURN(l.bv, b.vec(p + "attn_v.bias", c.kv_dim(), spec->qkv_bias));
+    }
+    EG_ASSIGN_OR_RETURN(l.wo, b.matrix(p + "attn_output.weight", c.n_embd, c.q_dim()));
+    EG_ASSIGN_OR_RETURN(l.ffn_norm, b.vec(p + "ffn_norm.weight", c.n_embd, true));
+    if (b.has(p + "ffn_gate.weight")) {
+      EG_ASSIGN_OR_RETURN(l.w_gate, b.matrix(p + "ffn_gate.weight", c.n_ff, c.n_embd));
+      EG_ASSIGN_OR_RETURN(l.w_up, b.matrix(p + "ffn_up.weight", c.n_ff, c.n_embd));
+    } else {
+      // Fused gate|up: the first n_ff rows are the gate, the next n_ff the up projection.
+      EG_ASSIGN_OR_RETURN(TensorView gu, b.matrix(p + "ffn_up.weight", 2 * c.n_ff, c.n_embd));
+      l.w_gate = gu.row_slice(0, c.n_ff);
+      l.w_up = gu.row_slice(c.n_ff, c.n_ff);
+    }
+    EG_ASSIGN_OR_RETURN(l.w_down, b.matrix(p + "ffn_down.weight", c.n_embd, c.n_ff));
+    if (c.post_norms) {
+      EG_ASSIGN_OR_RETURN(l.post_attn_norm, b.vec(p + "post_attention_norm.weight", c.n_embd, true));
+      EG_ASSIGN_OR_RETURN(l.post_ffn_norm, b.vec(p + "post_ffw_norm.weight", c.n_embd, true));
+    }
+  }
+  EG_ASSIGN_OR_RETURN(const float* freq_factors,
+                      b.vec("rope_freqs.weight", c.rope.n_rot / 2, false));
+  w.inv_freq = rope_inv_freq(c.rope, freq_factors);
+  return w;
+}
+
+}  // namespace edgeglm::model

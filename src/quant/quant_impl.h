@@ -1,0 +1,42 @@
+// Internal to the quant layer: the per-format reference row functions behind the QuantOps table,
+// and the rounding helpers they share. n is always a multiple of the format's block size.
+#pragma once
+#include <cmath>
+#include <cstdint>
+
+namespace edgeglm::quant::detail {
+
+// Round to nearest, ties to even (the default FP rounding mode), as ggml's k-quant code does.
+// Valid for |v| < 2^22, which every caller guarantees by construction.
+inline int round_even(float v) { return int(std::lrintf(v)); }
+
+// quant_legacy.cpp
+void dequantize_row_q4_0(const void* src, float* dst, int64_t n);
+void dequantize_row_q4_1(const void* src, float* dst, int64_t n);
+void dequantize_row_q5_0(const void* src, float* dst, int64_t n);
+void dequantize_row_q5_1(const void* src, float* dst, int64_t n);
+void dequantize_row_q8_0(const void* src, float* dst, int64_t n);
+void dequantize_row_q8_1(const void* src, float* dst, int64_t n);
+void quantize_row_q4_0(const float* src, void* dst, int64_t n);
+void quantize_row_q4_1(const float* src, void* dst, int64_t n);
+void quantize_row_q5_0(const float* src, void* dst, int64_t n);
+void quantize_row_q5_1(const float* src, void* dst, int64_t n);
+void quantize_row_q8_0(const float* src, void* dst, int64_t n);
+void quantize_row_q8_1(const float* src, void* dst, int64_t n);
+
+// quant_kquants.cpp
+void dequantize_row_q2_k(const void* src, float* dst, int64_t n);
+void dequantize_row_q3_k(const void* src, float* dst, int64_t n);
+void dequantize_row_q4_k(const void* src, float* dst, int64_t n);
+void dequantize_row_q5_k(const void* src, float* dst, int64_t n);
+void dequantize_row_q6_k(const void* src, float* dst, int64_t n);
+void dequantize_row_q8_k(const void* src, float* dst, int64_t n);
+void quantize_row_q8_k(const float* src, void* dst, int64_t n);
+
+// quant_kquants_ref.cpp (the search-based reference quantizers)
+void quantize_row_q2_k(const float* src, void* dst, int64_t n);
+void quantize_row_q4_k(const float* src, void* dst, int64_t n);
+void quantize_row_q5_k(const float* src, void* dst, int64_t n);
+void quantize_row_q6_k(const float* src, void* dst, int64_t n);
+
+}  // namespace edgeglm::quant::detail

@@ -1,0 +1,101 @@
+// The edgeglm binary as a user runs it: exact output, exit codes, one clear error line.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <fstream>
+
+#include "core/mapped_file.h"
+#include "test_util.h"
+
+using edgeglm::test::bin_path;
+using edgeglm::test::shared_path;
+
+namespace {
+
+struct Run {
+  int code;
+  std::string out;
+  std::string err;
+};
+
+Run run(const std::string& args) {
+  const std::string err_file = edgeglm::test::temp_path("cli_stderr.txt");
+  const std::string cmd = bin_path("edgeglm") + " " + args + " 2>" + err_file + " </dev/null";
+  Run r;
+  FILE* p = popen(cmd.c_str(), "r");
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+  int status = pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.err = edgeglm::read_text_file(err_file).value();
+  return r;
+}
+
+std::string write_file(const std::string& name, const std::string& bytes) {
+  std::string path = edgeglm::test::temp_path(name);
+  std::ofstream(path, std::ios::binary) << bytes;
+  return path;
+}
+
+}  // namespace
+
+TEST(Cli, RunGreedyStories260KPrintsGolden) {
+  EDGEGLM_REQUIRE_SHARED("models/stories260K/stories260K.bin");
+  const std::string golden =
+      edgeglm::read_text_file(shared_path("golden/stories260K_greedy_200.txt")).value();
+  for (const std::string model : {"models/stories260K/stories260K.bin --tokenizer " +
+                                      shared_path("models/stories260K/tok512.bin"),
+                                  std::string("models/stories260K/stories260K.gguf")}) {
+    Run r = run("run -m " + shared_path(model) + " -p \"\" -n 200 --temp 0");
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(r.out, golden + "\n");
+    EXPECT_NE(r.err.find("tok/s"), std::string::npos);
+    EXPECT_NE(r.err.find("peak RSS"), std::string::npos);
+  }
+}
+
+TEST(Cli, EvalJson) {
+  EDGEGLM_REQUIRE_SHARED("models/stories260K/stories260K.gguf");
+  Run r = run("eval -m " + shared_path("models/stories260K/stories260K.gguf") + " --ppl " +
+              shared_path("data/tinystories_valid_1000.txt") + " --ctx 128 --chunks 4 --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("\"perplexity\""), std::string::npos);
+  EXPECT_NE(r.out.find("\"chunks\": 4"), std::string::npos);
+  EXPECT_NE(r.out.find("\"tokens\": 252"), std::string::npos);  // 4 x (128/2 - 1)
+}
+
+TEST(Cli, InfoDescribesModel) {
+  EDGEGLM_REQUIRE_SHARED("models/stories260K/stories260K.gguf");
+  Run r = run("info " + shared_path("models/stories260K/stories260K.gguf") + " --ctx 512");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("layers 5, embedding 64, heads 8 (kv 4, head dim 8), ffn 172, vocab 512"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("f32 x48"), std::string::npos) << r.out;
+  // KV cache: 2 * 5 layers * 512 positions * 32 dims * 4 bytes = 640 KiB.
+  EXPECT_NE(r.out.find("KV cache 0.62 MiB"), std::string::npos) << r.out;
+}
+
+TEST(Cli, BadFilesGiveOneClearErrorLine) {
+  const std::string missing = edgeglm::test::temp_path("does_not_exist.gguf");
+  const std::string garbage = write_file("garbage.bin", std::string(100, 'x'));
+  const std::string trunc = write_file("truncated.gguf", std::string("GGUF\x03\x00\x00\x00", 8));
+  for (const std::string& path : {missing, garbage, trunc}) {
+    Run r = run("run -m " + path + " -p hi -n 1");
+    EXPECT_NE(r.code, 0) << path;
+    EXPECT_EQ(r.out, "") << path;
+    EXPECT_EQ(r.err.rfind("edgeglm: error: ", 0), 0u) << r.err;
+    EXPECT_NE(r.err.find(path), std::string::npos) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  }
+}
+
+TEST(Cli, FlagOutOfRangeIsRejected) {
+  Run r = run("run -m x.gguf --top-p 1.5");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("top-p"), std::string::npos) << r.err;
+}

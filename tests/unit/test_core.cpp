@@ -1,0 +1,81 @@
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <numeric>
+#include <vector>
+
+#include "core/arena.h"
+#include "core/dtype.h"
+#include "core/status.h"
+#include "core/tensor.h"
+#include "core/thread_pool.h"
+
+using namespace edgeglm;
+
+TEST(ThreadPool, ParallelForCoversEveryIndexOnce) {
+  for (int threads : {1, 2, 3, 5}) {
+    ThreadPool pool(threads);
+    for (int64_t n : {0, 1, 2, 7, 64, 1001}) {
+      std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+      for (int rep = 0; rep < 20; ++rep)
+        pool.parallel_for(n, [&](int64_t b, int64_t e) {
+          for (int64_t i = b; i < e; ++i) hits[size_t(i)]++;
+        });
+      for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[size_t(i)].load(), 20) << threads << " " << n;
+    }
+  }
+}
+
+TEST(ThreadPool, RunGivesEachThreadItsIndex) {
+  ThreadPool pool(4);
+  std::vector<std::atomic<int>> seen(4);
+  for (int rep = 0; rep < 1000; ++rep)
+    pool.run([&](int ith, int nth) {
+      ASSERT_EQ(nth, 4);
+      seen[size_t(ith)]++;
+    });
+  for (auto& s : seen) EXPECT_EQ(s.load(), 1000);
+}
+
+TEST(Status, ResultCarriesValueOrError) {
+  Result<int> ok = 5;
+  EXPECT_TRUE(ok.ok());
+  EXPECT_EQ(*ok, 5);
+  Result<int> bad = Status::error("boom");
+  EXPECT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message(), "boom");
+  EXPECT_EQ(bad.status().with_context("f.gguf").message(), "f.gguf: boom");
+}
+
+TEST(DType, TableMatchesGgufSizes) {
+  EXPECT_EQ(dtype_row_bytes(DType::Q4_0, 64), 36u);
+  EXPECT_EQ(dtype_row_bytes(DType::Q4_K, 512), 288u);
+  EXPECT_EQ(dtype_row_bytes(DType::Q6_K, 256), 210u);
+  EXPECT_EQ(dtype_row_bytes(DType::BF16, 3), 6u);
+  EXPECT_FALSE(dtype_row_ok(DType::Q8_0, 33));
+  EXPECT_TRUE(dtype_row_ok(DType::F32, 33));
+  EXPECT_FALSE(dtype_from_id(5).ok());  // Q4_2: removed from GGUF, unknown here
+  EXPECT_EQ(*dtype_from_name("Q4_K"), DType::Q4_K);
+  EXPECT_NEAR(dtype_bits_per_weight(DType::Q4_0), 4.5, 1e-9);
+}
+
+TEST(TensorView, RowSliceIsZeroCopy) {
+  std::vector<float> d(12);
+  std::iota(d.begin(), d.end(), 0.0f);
+  TensorView t = TensorView::make(DType::F32, d.data(), 3, 4);
+  TensorView s = t.row_slice(1, 2);
+  EXPECT_EQ(s.rows(), 2);
+  EXPECT_EQ(s.row<float>(0)[0], 3.0f);
+  EXPECT_EQ(s.row<float>(1)[2], 8.0f);
+  EXPECT_EQ(t.shape_string(), "[3, 4]");
+}
+
+TEST(Arena, AlignsAndCounts) {
+  Arena a;
+  ASSERT_TRUE(a.reserve(1000).is_ok());
+  float* p = a.alloc<float>(3);
+  float* q = a.alloc<float>(5);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % Arena::kAlign, 0u);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(q) % Arena::kAlign, 0u);
+  EXPECT_EQ(a.used(), 128u);
+}

@@ -1,0 +1,107 @@
+// edgeglm info: what a model file is and what it needs to run.
+#include <cstdio>
+#include <map>
+
+#include "common.h"
+#include "core/sys_info.h"
+#include "formats/model_file.h"
+#include "tokenizer/chat_template.h"
+
+namespace edgeglm::cli {
+namespace {
+
+struct InfoArgs {
+  std::string model;
+  std::string tokenizer;
+  int64_t ctx = 2048;
+  bool metadata = false;
+  bool tensors = false;
+  bool cpu = false;
+};
+
+double mib(double bytes) { return bytes / (1024.0 * 1024.0); }
+
+int run(const InfoArgs& a) {
+  if (a.cpu) std::printf("cpu features: %s\n", cpu_features_string().c_str());
+  if (a.model.empty()) return a.cpu ? 0 : fail(Status::error("info: a model path is required"));
+  auto m = model::Model::load(a.model, a.tokenizer);
+  if (!m.ok()) return fail(m.status());
+  const model::Model& mod = **m;
+  const formats::ModelFile& f = mod.file();
+  const model::ModelConfig& c = mod.config();
+  static const char* kKinds[] = {"GGUF", "llama2.c checkpoint", "Hugging Face safetensors"};
+  std::printf("file:          %s (%s%s), %.2f MiB on disk\n", f.path.c_str(), kKinds[int(f.kind)],
+              f.kind == formats::FileKind::kGguf ? (" v" + std::to_string(f.gguf_version)).c_str() : "",
+              mib(double(f.file_bytes)));
+  std::printf("name:          %s\n", f.get_string("general.name").value_or("-").c_str());
+  std::printf("architecture:  %s (%s)\n", c.arch_name.c_str(), model::arch_display_name(c.arch));
+  std::printf("layers %lld, embedding %lld, heads %lld (kv %lld, head dim %lld), ffn %lld, vocab %lld\n",
+              (long long)c.n_layer, (long long)c.n_embd, (long long)c.n_head, (long long)c.n_head_kv,
+              (long long)c.head_dim, (long long)c.n_ff, (long long)c.n_vocab);
+  std::printf("rope:          %lld of %lld dims rotate, %s pairs, base %g%s\n", (long long)c.rope.n_rot,
+              (long long)c.head_dim, c.rope.neox ? "neox (i, i+d/2)" : "interleaved (2i, 2i+1)",
+              double(c.rope.base),
+              c.rope.scaling == model::RopeScaling::kNone ? ""
+              : c.rope.scaling == model::RopeScaling::kLinear ? ", linear scaling"
+                                                              : ", llama3 scaling");
+  std::printf("norm eps %g, trained context %lld, output %s\n", double(c.norm_eps),
+              (long long)c.n_ctx_train, mod.weights().tied_output ? "tied to the embedding" : "separate");
+
+  std::map<std::string, std::pair<int, size_t>> by_type;
+  for (const auto& t : f.tensors) {
+    auto& e = by_type[dtype_name(t.dtype)];
+    e.first++;
+    e.second += t.nbytes;
+  }
+  std::printf("tensors:       %zu:", f.tensors.size());
+  for (const auto& [name, e] : by_type)
+    std::printf(" %s x%d (%.2f MiB)", name.c_str(), e.first, mib(double(e.second)));
+  std::printf("\n");
+  const double params = double(mod.n_params());
+  std::printf("parameters:    %.2f M, %.3f bits per weight, weights %.2f MiB\n", params / 1e6,
+              8.0 * double(mod.weight_bytes()) / params, mib(double(mod.weight_bytes())));
+  const size_t kv = mod.kv_cache_bytes(a.ctx);
+  std::printf("memory at --ctx %lld: weights %.2f MiB (mmapped) + KV cache %.2f MiB (f32) = %.2f MiB\n",
+              (long long)a.ctx, mib(double(mod.weight_bytes())), mib(double(kv)),
+              mib(double(mod.weight_bytes() + kv)));
+  std::printf("bytes read per decoded token: %.2f MiB\n", mib(double(mod.bytes_per_token())));
+
+  auto tok = tokenizer::Tokenizer::from_metadata(f.meta);
+  if (tok.ok()) {
+    std::printf("tokenizer:     %s, %d tokens, bos %d, eos %d, add_bos %s\n",
+                (*tok)->kind() == tokenizer::VocabKind::kSpm ? "sentencepiece bpe" : "byte-level bpe",
+                (*tok)->n_vocab(), (*tok)->bos_id(), (*tok)->eos_id(), (*tok)->add_bos() ? "yes" : "no");
+  } else {
+    std::printf("tokenizer:     none (%s)\n", tok.status().message().c_str());
+  }
+  auto tmpl = tokenizer::detect_chat_template(f.get_string("tokenizer.chat_template").value_or(""));
+  std::printf("chat template: %s\n", tmpl.ok() ? tokenizer::chat_template_name(*tmpl) : "none recognised");
+
+  if (a.metadata)
+    for (const auto& [k, v] : f.meta) std::printf("  %s = %s\n", k.c_str(), v.to_string().c_str());
+  if (a.tensors)
+    for (const auto& t : f.tensors) {
+      std::string shape;
+      for (size_t i = 0; i < t.shape.size(); ++i) shape += (i ? ", " : "") + std::to_string(t.shape[i]);
+      std::printf("  %-32s %-5s [%s] %llu bytes\n", t.name.c_str(), dtype_name(t.dtype), shape.c_str(),
+                  (unsigned long long)t.nbytes);
+    }
+  return 0;
+}
+
+}  // namespace
+
+void register_info(CLI::App& app, int& exit_code) {
+  auto a = std::make_shared<InfoArgs>();
+  CLI::App* cmd = app.add_subcommand("info", "describe a model: architecture, tensors, size, memory");
+  cmd->add_option("model", a->model, "model: .gguf, llama2.c .bin or Hugging Face directory");
+  cmd->add_option("--tokenizer", a->tokenizer, "llama2.c tokenizer.bin");
+  cmd->add_option("-c,--ctx", a->ctx, "context size for the memory estimate")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
+  cmd->add_flag("--metadata", a->metadata, "list every metadata key");
+  cmd->add_flag("--tensors", a->tensors, "list every tensor");
+  cmd->add_flag("--cpu", a->cpu, "print the CPU features detected");
+  cmd->callback([a, &exit_code] { exit_code = run(*a); });
+}
+
+}  // namespace edgeglm::cli
