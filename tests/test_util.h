@@ -30,3 +30,10 @@ inline std::string temp_path(const std::string& name) {
     if (!std::filesystem::exists(::edgeglm::test::shared_path(rel)))                     \
       GTEST_SKIP() << "shared data not present: " << ::edgeglm::test::shared_path(rel); \
   } while (0)
+
+namespace edgeglm::test {
+// Models fetched by scripts/fetch_model.sh live in <repo>/models (git-ignored).
+inline std::string model_path(const std::string& name) {
+  return std::string(EDGEGLM_TEST_DATA) + "/../../models/" + name;
+}
+}  // namespace edgeglm::test
