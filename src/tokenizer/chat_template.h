@@ -10,14 +10,15 @@
 
 namespace edgeglm::tokenizer {
 
-enum class ChatTemplate { kChatML, kLlama2, kLlama3, kGlm4, kChatGlm3, kZephyr };
+// kSmolLm is ChatML plus SmolLM2's default system prompt when the conversation has none.
+enum class ChatTemplate { kChatML, kLlama2, kLlama3, kGlm4, kChatGlm3, kZephyr, kSmolLm };
 
 struct ChatMessage {
   std::string role;  // "system", "user", "assistant"
   std::string content;
 };
 
-// Names accepted by --chat-template: chatml, llama2, llama3, glm4, chatglm3, zephyr.
+// Names accepted by --chat-template: chatml, llama2, llama3, glm4, chatglm3, zephyr, smollm.
 Result<ChatTemplate> chat_template_from_name(std::string_view name);
 const char* chat_template_name(ChatTemplate t);
 std::vector<std::string> chat_template_names();

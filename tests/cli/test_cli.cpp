@@ -15,16 +15,16 @@ using edgeglm::test::shared_path;
 
 namespace {
 
-struct Run {
+struct CliResult {
   int code;
   std::string out;
   std::string err;
 };
 
-Run run(const std::string& args) {
+CliResult run(const std::string& args) {
   const std::string err_file = edgeglm::test::temp_path("cli_stderr.txt");
   const std::string cmd = bin_path("edgeglm") + " " + args + " 2>" + err_file + " </dev/null";
-  Run r;
+  CliResult r;
   FILE* p = popen(cmd.c_str(), "r");
   std::array<char, 4096> buf;
   size_t n;
@@ -47,10 +47,10 @@ TEST(Cli, RunGreedyStories260KPrintsGolden) {
   EDGEGLM_REQUIRE_SHARED("models/stories260K/stories260K.bin");
   const std::string golden =
       edgeglm::read_text_file(shared_path("golden/stories260K_greedy_200.txt")).value();
-  for (const std::string model : {"models/stories260K/stories260K.bin --tokenizer " +
+  for (const std::string& model : {"models/stories260K/stories260K.bin --tokenizer " +
                                       shared_path("models/stories260K/tok512.bin"),
                                   std::string("models/stories260K/stories260K.gguf")}) {
-    Run r = run("run -m " + shared_path(model) + " -p \"\" -n 200 --temp 0");
+    CliResult r = run("run -m " + shared_path(model) + " -p \"\" -n 200 --temp 0");
     ASSERT_EQ(r.code, 0) << r.err;
     EXPECT_EQ(r.out, golden + "\n");
     EXPECT_NE(r.err.find("tok/s"), std::string::npos);
@@ -60,7 +60,7 @@ TEST(Cli, RunGreedyStories260KPrintsGolden) {
 
 TEST(Cli, EvalJson) {
   EDGEGLM_REQUIRE_SHARED("models/stories260K/stories260K.gguf");
-  Run r = run("eval -m " + shared_path("models/stories260K/stories260K.gguf") + " --ppl " +
+  CliResult r = run("eval -m " + shared_path("models/stories260K/stories260K.gguf") + " --ppl " +
               shared_path("data/tinystories_valid_1000.txt") + " --ctx 128 --chunks 4 --json");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("\"perplexity\""), std::string::npos);
@@ -70,7 +70,7 @@ TEST(Cli, EvalJson) {
 
 TEST(Cli, InfoDescribesModel) {
   EDGEGLM_REQUIRE_SHARED("models/stories260K/stories260K.gguf");
-  Run r = run("info " + shared_path("models/stories260K/stories260K.gguf") + " --ctx 512");
+  CliResult r = run("info " + shared_path("models/stories260K/stories260K.gguf") + " --ctx 512");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("layers 5, embedding 64, heads 8 (kv 4, head dim 8), ffn 172, vocab 512"),
             std::string::npos)
@@ -85,7 +85,7 @@ TEST(Cli, BadFilesGiveOneClearErrorLine) {
   const std::string garbage = write_file("garbage.bin", std::string(100, 'x'));
   const std::string trunc = write_file("truncated.gguf", std::string("GGUF\x03\x00\x00\x00", 8));
   for (const std::string& path : {missing, garbage, trunc}) {
-    Run r = run("run -m " + path + " -p hi -n 1");
+    CliResult r = run("run -m " + path + " -p hi -n 1");
     EXPECT_NE(r.code, 0) << path;
     EXPECT_EQ(r.out, "") << path;
     EXPECT_EQ(r.err.rfind("edgeglm: error: ", 0), 0u) << r.err;
@@ -95,7 +95,7 @@ TEST(Cli, BadFilesGiveOneClearErrorLine) {
 }
 
 TEST(Cli, FlagOutOfRangeIsRejected) {
-  Run r = run("run -m x.gguf --top-p 1.5");
+  CliResult r = run("run -m x.gguf --top-p 1.5");
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.err.find("top-p"), std::string::npos) << r.err;
 }
