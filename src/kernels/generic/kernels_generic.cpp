@@ -2,22 +2,11 @@
 // accumulators, no aliasing) without changing what they compute.
 #include <cmath>
 #include <cstring>
-#include <vector>
 
 #include "kernels/kernels.h"
 #include "quant/quant.h"
 
 namespace edgeglm::kernels {
-
-float dot_f32(const float* a, const float* b, int64_t n) {
-  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int j = 0; j < 8; ++j) acc[j] += a[i + j] * b[i + j];
-  float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-  for (; i < n; ++i) s += a[i] * b[i];
-  return s;
-}
 
 void get_row(const TensorView& t, int64_t r, float* out) {
   const void* src = t.row<const char>(r);
@@ -26,27 +15,6 @@ void get_row(const TensorView& t, int64_t r, float* out) {
   } else {
     quant::dequantize_row(t.dtype, src, out, t.ne[0]);
   }
-}
-
-void matmul(const TensorView& w, const float* x, int64_t n_tok, float* y, ThreadPool& pool) {
-  const int64_t n_in = w.ne[0];
-  const int64_t n_out = w.ne[1];
-  const bool is_f32 = w.dtype == DType::F32;
-  pool.parallel_for(n_out, [&](int64_t r0, int64_t r1) {
-    // One decoded row per thread, sized on first use and then reused for every call.
-    thread_local std::vector<float> row_buf;
-    if (!is_f32 && int64_t(row_buf.size()) < n_in) row_buf.resize(size_t(n_in));
-    for (int64_t r = r0; r < r1; ++r) {
-      const float* row;
-      if (is_f32) {
-        row = w.row<const float>(r);
-      } else {
-        quant::dequantize_row(w.dtype, w.row<const char>(r), row_buf.data(), n_in);
-        row = row_buf.data();
-      }
-      for (int64_t t = 0; t < n_tok; ++t) y[t * n_out + r] = dot_f32(row, x + t * n_in, n_in);
-    }
-  });
 }
 
 void rmsnorm(float* y, const float* x, const float* w, int64_t n, float eps) {
