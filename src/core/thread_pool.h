@@ -25,11 +25,13 @@ class ThreadPool {
     dispatch(tramp, &fn);
   }
 
-  // Splits [0, n) into contiguous ranges, one per thread: fn(begin, end).
+  // Splits [0, n) into contiguous ranges, one per thread: fn(begin, end). `grain` is the least
+  // number of items worth a thread: work smaller than two grains runs on the caller alone, since
+  // waking a thread costs more than it saves.
   template <class F>
-  void parallel_for(int64_t n, F&& fn) {
+  void parallel_for(int64_t n, F&& fn, int64_t grain = 1) {
     if (n <= 0) return;
-    if (n_threads_ == 1 || n == 1) {
+    if (n_threads_ == 1 || n < 2 * grain) {
       fn(int64_t(0), n);
       return;
     }
@@ -50,6 +52,7 @@ class ThreadPool {
   void worker(int ith);
 
   int n_threads_;
+  int spin_limit_;  // busy-wait iterations before sleeping; 0 when threads outnumber cores
   std::vector<std::thread> workers_;
   std::atomic<uint32_t> generation_{0};
   std::atomic<int> pending_{0};

@@ -121,6 +121,9 @@ FormatKernels kernels_for(DType t) {
   }
 }
 
+// Below this many multiply-adds a thread's share is not worth waking it for.
+constexpr int64_t kMinMacsPerThread = 32 * 1024;
+
 }  // namespace
 
 float dot_f32(const float* a, const float* b, int64_t n) { return dot_f32_impl(a, b, n); }
@@ -152,7 +155,7 @@ void matmul(const TensorView& w, const float* x, int64_t n_tok, float* y, Thread
       }
       for (int64_t t = 0; t < n_tok; ++t) y[t * n_out + r] = dot_f32_impl(row, x + t * n_in, n_in);
     }
-  });
+  }, /*grain=*/kMinMacsPerThread / (n_in * n_tok) + 1);
 }
 
 }  // namespace edgeglm::kernels::EG_KERNEL_NS

@@ -5,6 +5,7 @@
 #include "common.h"
 #include "core/sys_info.h"
 #include "formats/model_file.h"
+#include "kernels/isa.h"
 #include "tokenizer/chat_template.h"
 
 namespace edgeglm::cli {
@@ -22,7 +23,13 @@ struct InfoArgs {
 double mib(double bytes) { return bytes / (1024.0 * 1024.0); }
 
 int run(const InfoArgs& a) {
-  if (a.cpu) std::printf("cpu features: %s\n", cpu_features_string().c_str());
+  if (a.cpu) {
+    std::printf("cpu features: %s\n", cpu_features_string().c_str());
+    std::string isas;
+    for (const kernels::KernelTable* t : kernels::available_isas()) isas += std::string(" ") + t->name;
+    std::printf("kernels:      %s (compiled and usable:%s; EDGEGLM_ISA=name forces one)\n",
+                kernels::active_isa().name, isas.c_str());
+  }
   if (a.model.empty()) return a.cpu ? 0 : fail(Status::error("info: a model path is required"));
   auto m = model::Model::load(a.model, a.tokenizer);
   if (!m.ok()) return fail(m.status());
