@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 
 #include "core/mapped_file.h"
@@ -21,9 +22,9 @@ struct CliResult {
   std::string err;
 };
 
-CliResult run(const std::string& args) {
+CliResult run(const std::string& args, const std::string& stdin_file = "/dev/null") {
   const std::string err_file = edgeglm::test::temp_path("cli_stderr.txt");
-  const std::string cmd = bin_path("edgeglm") + " " + args + " 2>" + err_file + " </dev/null";
+  const std::string cmd = bin_path("edgeglm") + " " + args + " 2>" + err_file + " <" + stdin_file;
   CliResult r;
   FILE* p = popen(cmd.c_str(), "r");
   std::array<char, 4096> buf;
@@ -98,4 +99,29 @@ TEST(Cli, FlagOutOfRangeIsRejected) {
   CliResult r = run("run -m x.gguf --top-p 1.5");
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.err.find("top-p"), std::string::npos) << r.err;
+}
+
+TEST(Cli, ChatWithPipedStdinKeepsTheConversation) {
+  const std::string model = edgeglm::test::model_path("smollm2-135m-instruct-q4_1.gguf");
+  if (!std::filesystem::exists(model)) GTEST_SKIP() << "model not fetched: " << model;
+  const std::string in = write_file("chat_in.txt",
+                                    "What is the capital of France?\n/reset\nWhat is the capital of France?\n");
+  CliResult r = run("chat -m " + model + " --temp 0 -n 24", in);
+  ASSERT_EQ(r.code, 0) << r.err;
+  // The same question after /reset gets the same greedy answer, and it names Paris.
+  const std::string first = r.out.substr(0, r.out.find('\n'));
+  EXPECT_NE(first.find("Paris"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out, first + "\n" + first + "\n");
+}
+
+TEST(Cli, ConvertThenRunWithoutSideFiles) {
+  EDGEGLM_REQUIRE_SHARED("models/stories260K/stories260K.bin");
+  const std::string out = edgeglm::test::temp_path("cli_converted.gguf");
+  CliResult c = run("convert " + shared_path("models/stories260K/stories260K.bin") + " --tokenizer " +
+                    shared_path("models/stories260K/tok512.bin") + " -o " + out + " --dtype f16");
+  ASSERT_EQ(c.code, 0) << c.err;
+  CliResult r = run("run -m " + out + " -p \"Once upon a time\" -n 16 --temp 0");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("Once upon a time", 0), 0u);
+  EXPECT_GT(r.out.size(), 40u);
 }

@@ -164,3 +164,28 @@ TEST(Stories260K, PerplexityMatchesLlamaCppProtocol) {
   EXPECT_NEAR(r->perplexity, 7.7951, 0.02);
   EXPECT_EQ(r->tokens, r->chunks * (256 / 2 - 1));
 }
+
+TEST(Stories260K, FullProtocolScoresEveryToken) {
+  EDGEGLM_REQUIRE_SHARED(kGguf);
+  Loaded l = load(shared_path(kGguf));
+  ASSERT_TRUE(l.tok);
+  auto text = read_text_file(shared_path("data/tinystories_valid_1000.txt"));
+  ASSERT_TRUE(text.ok());
+  ThreadPool pool(2);
+  eval::PerplexityOptions po;
+  po.n_ctx = 128;
+  po.max_chunks = 20;
+  po.protocol = eval::PplProtocol::kFull;
+  auto full = eval::perplexity(*l.model, *l.tok, *text, po, pool);
+  ASSERT_TRUE(full.ok()) << full.status().message();
+  EXPECT_EQ(full->chunks, 20);
+  EXPECT_EQ(full->tokens, 20 * 127);  // BOS + 127 text tokens per chunk, every one predicted
+  // Scoring from the start of each chunk includes short-context predictions, so the llama.cpp
+  // protocol (second halves only) must come out lower on the same text.
+  po.protocol = eval::PplProtocol::kLlamaCpp;
+  auto half = eval::perplexity(*l.model, *l.tok, *text, po, pool);
+  ASSERT_TRUE(half.ok());
+  EXPECT_LT(half->perplexity, full->perplexity);
+  EXPECT_GT(full->perplexity, 2.0);
+  EXPECT_LT(full->perplexity, 20.0);
+}

@@ -92,8 +92,9 @@ TEST_P(ReferenceLogits, HfDirectoryAndConvertedGgufMatchTransformers) {
   // The tokenizer imported from tokenizer.json gives the reference's ids for its prompt text.
   auto tok = tokenizer::Tokenizer::from_metadata((*m)->file().meta);
   ASSERT_TRUE(tok.ok()) << tok.status().message();
-  if (!ref.prompt_text.empty())
+  if (!ref.prompt_text.empty()) {
     EXPECT_EQ((*tok)->encode(ref.prompt_text, false, true), ref.input_ids);
+  }
 
   const std::string out = test::temp_path("ref_" + GetParam() + ".gguf");
   ASSERT_TRUE(model::convert_to_gguf((*m)->file(), out, {}).is_ok());
