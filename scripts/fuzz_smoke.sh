@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Parsers under sanitizers: (1) the format / tokenizer / quant tests built with AddressSanitizer +
+# UBSan, (2) a short libFuzzer run of each file parser from the committed corpus. Fails on any
+# finding. Usage: scripts/fuzz_smoke.sh [seconds per fuzzer, default 30]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECS=${1:-30}
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+if ! command -v clang++ >/dev/null || ! ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1; then
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq clang libclang-rt-dev >/dev/null
+fi
+JOBS=$(nproc)
+
+echo "== parser, tokenizer and quant tests under ASan + UBSan"
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEDGEGLM_SANITIZE=ON >/dev/null
+cmake --build build-asan -j"$JOBS" --target test_formats test_tokenizer test_quant
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+for t in test_formats test_tokenizer test_quant; do
+  build-asan/bin/$t --gtest_brief=1
+done
+
+echo "== libFuzzer, ${SECS}s per parser"
+cmake -S . -B build-fuzz -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_C_COMPILER=clang \
+      -DEDGEGLM_FUZZ=ON -DEDGEGLM_TESTS=OFF >/dev/null
+cmake --build build-fuzz -j"$JOBS" --target fuzz_gguf fuzz_safetensors fuzz_llama2c
+for f in gguf safetensors llama2c; do
+  work=$(mktemp -d)
+  build-fuzz/bin/fuzz_$f -max_total_time="$SECS" -max_len=8192 -print_final_stats=1 \
+    -artifact_prefix="$work/" "$work" tests/fuzz/seeds/$f tests/data/corpus/$f 2>&1 |
+    grep -E "stat::number_of_executed_units|ERROR|SUMMARY" || true
+  if ls "$work"/crash-* "$work"/leak-* "$work"/timeout-* >/dev/null 2>&1; then
+    echo "fuzz_$f found a failing input: $(ls "$work"/crash-* "$work"/leak-* "$work"/timeout-* 2>/dev/null)" >&2
+    exit 1
+  fi
+  rm -rf "$work"
+done
+echo "fuzz smoke: no findings"
