@@ -23,19 +23,23 @@ Result<PerplexityResult> perplexity(const model::Model& model, const tokenizer::
                                     ThreadPool& pool, const PplProgress& progress) {
   const int64_t n_ctx = opts.n_ctx;
   if (n_ctx < 8) return Status::error("perplexity: --ctx must be at least 8");
+  // Chunks start with BOS only where the vocabulary adds one (as llama.cpp's tool does).
+  const bool use_bos = tok.add_bos() && tok.bos_id() >= 0;
   const int32_t bos = tok.bos_id();
-  if (bos < 0) return Status::error("perplexity: the vocabulary has no BOS token to start chunks");
   auto t0 = std::chrono::steady_clock::now();
   const bool full = opts.protocol == PplProtocol::kFull;
-  std::vector<int32_t> tokens = tok.encode(text, /*add_special=*/!full && tok.add_bos(),
+  std::vector<int32_t> tokens = tok.encode(text, /*add_special=*/!full && use_bos,
                                            /*parse_special=*/false);
-  // kFull chunks carry n_ctx-1 text tokens after their BOS; kLlamaCpp chunks n_ctx tokens.
+  // kLlamaCpp: consecutive chunks of n_ctx tokens. kFull: chunks advance by n_ctx - 1 so that
+  // each text token is predicted once: after a BOS, or after the previous chunk's last token.
   const int64_t stride = full ? n_ctx - 1 : n_ctx;
-  int64_t n_chunks = int64_t(tokens.size()) / stride;
+  const int64_t span = full && use_bos ? n_ctx - 1 : n_ctx;  // text tokens a chunk reads
+  int64_t n_chunks = int64_t(tokens.size()) >= span ? (int64_t(tokens.size()) - span) / stride + 1 : 0;
+  if (!full) n_chunks = int64_t(tokens.size()) / n_ctx;
   if (opts.max_chunks >= 0 && opts.max_chunks < n_chunks) n_chunks = opts.max_chunks;
   if (n_chunks < 1)
     return Status::error("perplexity: the text has " + std::to_string(tokens.size()) +
-                         " tokens, fewer than one chunk of " + std::to_string(stride) +
+                         " tokens, fewer than one chunk of " + std::to_string(span) +
                          " (use a smaller --ctx)");
 
   model::ContextOptions co;
@@ -51,14 +55,14 @@ Result<PerplexityResult> perplexity(const model::Model& model, const tokenizer::
   for (int64_t c = 0; c < n_chunks; ++c) {
     // chunk[j] predicts chunk[j+1]; scored for j in [first, n_ctx - 2].
     int64_t first;
-    if (full) {
+    if (full && use_bos) {
       chunk[0] = bos;
       std::copy_n(tokens.begin() + c * stride, n_ctx - 1, chunk.begin() + 1);
       first = 0;
     } else {
       std::copy_n(tokens.begin() + c * stride, n_ctx, chunk.begin());
-      chunk[0] = bos;
-      first = n_ctx / 2;
+      if (!full && use_bos) chunk[0] = bos;
+      first = full ? 0 : n_ctx / 2;
     }
     ctx->truncate(0);
     for (int64_t b = 0; b < n_ctx; b += co.n_ubatch) {

@@ -1,10 +1,12 @@
 // Perplexity of a model on a text.
 //  kLlamaCpp (default): the protocol of llama.cpp's perplexity tool, so numbers compare with the
 //    most used engine: the text is tokenized once (with BOS if the vocab adds one), cut into
-//    consecutive chunks of n_ctx tokens whose first token is replaced by BOS, and only the second
-//    half of each chunk is scored (positions n_ctx/2 .. n_ctx-2 predict the next token).
-//  kFull: every token is scored exactly once: chunks are [BOS] + the next n_ctx-1 text tokens and
-//    every prediction inside a chunk counts.
+//    consecutive chunks of n_ctx tokens whose first token is replaced by BOS (again only if the
+//    vocab adds one), and only the second half of each chunk is scored (positions
+//    n_ctx/2 .. n_ctx-2 predict the next token).
+//  kFull: every text token is predicted exactly once, with every prediction of a chunk scored:
+//    chunks are [BOS] + the next n_ctx-1 tokens, or, for vocabs without BOS, n_ctx tokens
+//    overlapping the previous chunk by one.
 #pragma once
 #include <cstdint>
 #include <functional>

@@ -125,3 +125,19 @@ TEST(Cli, ConvertThenRunWithoutSideFiles) {
   EXPECT_EQ(r.out.rfind("Once upon a time", 0), 0u);
   EXPECT_GT(r.out.size(), 40u);
 }
+
+TEST(Cli, EvalProtocolsOnVocabWithoutBos) {
+  // SmolLM2's vocab adds no BOS: chunks keep their first text token and full scoring overlaps
+  // chunks by one token, so every token after the first is predicted once.
+  const std::string model = edgeglm::test::model_path("smollm2-135m-instruct-q4_1.gguf");
+  if (!std::filesystem::exists(model)) GTEST_SKIP() << "model not fetched: " << model;
+  EDGEGLM_REQUIRE_SHARED("data/wikitext2_test.raw");
+  const std::string base = "eval -m " + model + " --ppl " + shared_path("data/wikitext2_test.raw") +
+                           " --ctx 64 --chunks 3 --json";
+  CliResult full = run(base + " --protocol full");
+  ASSERT_EQ(full.code, 0) << full.err;
+  EXPECT_NE(full.out.find("\"tokens\": 189"), std::string::npos) << full.out;  // 3 x 63
+  CliResult half = run(base);
+  ASSERT_EQ(half.code, 0) << half.err;
+  EXPECT_NE(half.out.find("\"tokens\": 93"), std::string::npos) << half.out;  // 3 x (32 - 1)
+}

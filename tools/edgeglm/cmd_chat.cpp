@@ -69,11 +69,7 @@ int run(const ChatArgs& a) {
     std::vector<int32_t> prompt = tok.encode(rendered, /*add_special=*/false, /*parse_special=*/true);
     if (tok.add_bos() && tok.bos_id() >= 0 && (prompt.empty() || prompt[0] != tok.bos_id()))
       prompt.insert(prompt.begin(), tok.bos_id());
-    auto r = (*session)->generate(prompt, go, [](std::string_view text) {
-      std::fwrite(text.data(), 1, text.size(), stdout);
-      std::fflush(stdout);
-      return true;
-    });
+    auto r = (*session)->generate(prompt, go, write_stdout);
     std::fputc('\n', stdout);
     std::fflush(stdout);
     if (!r.ok()) return fail(r.status());

@@ -39,11 +39,7 @@ int run(const RunArgs& a) {
   go.ignore_eos = a.ignore_eos;
   std::fwrite(a.prompt.data(), 1, a.prompt.size(), stdout);
   std::fflush(stdout);
-  auto r = (*session)->generate(prompt, go, [](std::string_view text) {
-    std::fwrite(text.data(), 1, text.size(), stdout);
-    std::fflush(stdout);
-    return true;
-  });
+  auto r = (*session)->generate(prompt, go, write_stdout);
   std::fputc('\n', stdout);
   std::fflush(stdout);
   if (!r.ok()) return fail(r.status());

@@ -52,6 +52,12 @@ void SamplingArgs::add(CLI::App* cmd) {
   cmd->add_option("-s,--seed", params.seed, "random seed (same seed, same text)");
 }
 
+bool write_stdout(std::string_view text) {
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  std::fflush(stdout);
+  return true;
+}
+
 void print_timings(const runtime::GenerateResult& r) {
   std::fprintf(stderr,
                "\nprompt: %lld tokens (%lld evaluated) in %.1f ms, %.1f tok/s | generation: %zu "

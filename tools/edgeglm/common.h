@@ -44,5 +44,6 @@ struct SamplingArgs {
 };
 
 void print_timings(const runtime::GenerateResult& r);  // stderr
+bool write_stdout(std::string_view text);               // streaming callback: write + flush
 
 }  // namespace edgeglm::cli
