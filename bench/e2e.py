@@ -37,7 +37,7 @@ def run_once(binary, model_args, threads, n):
     if not m:
         sys.exit("no timing line in: " + out.stderr)
     return {"n_prompt": int(m.group(2)), "pp": float(m.group(4)), "n_gen": int(m.group(5)),
-            "tg": float(m.group(8)), "rss": float(m.group(9))}
+            "tg": float(m.group(7)), "rss": float(m.group(8))}
 
 
 def main():

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstdint>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 namespace edgeglm {
@@ -21,8 +22,9 @@ class ThreadPool {
   // Calls fn(ith, nth) once on each of the nth threads; returns when all have finished.
   template <class F>
   void run(F&& fn) {
-    auto tramp = [](void* ctx, int ith, int nth) { (*static_cast<F*>(ctx))(ith, nth); };
-    dispatch(tramp, &fn);
+    using Fn = std::remove_reference_t<F>;
+    auto tramp = [](void* ctx, int ith, int nth) { (*static_cast<Fn*>(ctx))(ith, nth); };
+    dispatch(tramp, const_cast<void*>(static_cast<const void*>(&fn)));
   }
 
   // Splits [0, n) into contiguous ranges, one per thread: fn(begin, end). `grain` is the least

@@ -9,6 +9,11 @@ namespace edgeglm::model {
 
 namespace k = edgeglm::kernels;
 
+namespace {
+// Attention work below this many multiply-adds per thread is not worth waking a thread for.
+constexpr int64_t kMinAttentionMacsPerThread = 32 * 1024;
+}  // namespace
+
 void Context::attention(int64_t il, int64_t n) {
   const ModelConfig& c = config_;
   const int64_t kv_dim = c.kv_dim();
@@ -16,7 +21,7 @@ void Context::attention(int64_t il, int64_t n) {
   const float* vc = v_cache_ + il * opts_.n_ctx * kv_dim;
   const float scale = 1.0f / std::sqrt(float(c.head_dim));
   const int64_t items = n * c.n_head;  // (token, head) pairs
-  pool_.run([&](int ith, int nth) {
+  auto work = [&](int ith, int nth) {
     float* scratch = scores_ + int64_t(ith) * opts_.n_ctx;
     const int64_t per = (items + nth - 1) / nth;
     const int64_t b = per * ith, e = std::min(items, b + per);
@@ -29,7 +34,14 @@ void Context::attention(int64_t il, int64_t n) {
                        c.head_dim, scale, att_ + t * c.q_dim(), scratch, h0, h1);
       it += h1 - h0;
     }
-  });
+  };
+  // About 2 * n_kv * head_dim multiply-adds per (token, head): small ones stay on this thread.
+  const int64_t macs = items * (n_past_ + n) * c.head_dim * 2;
+  if (macs < kMinAttentionMacsPerThread * 2) {
+    work(0, 1);
+  } else {
+    pool_.run(work);
+  }
 }
 
 void Context::forward(const int32_t* tokens, int64_t n, bool all_logits, bool need_logits) {
