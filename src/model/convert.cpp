@@ -6,6 +6,7 @@
 
 #include "formats/gguf/gguf_writer.h"
 #include "model/config.h"
+#include "model/weights.h"
 #include "quant/quant.h"
 
 namespace edgeglm::model {
@@ -49,6 +50,19 @@ Status convert_to_gguf(const formats::ModelFile& in, const std::string& out_path
   meta["general.file_type"] = formats::MetaValue::from_u32(ftype);
   if (!meta.count("general.name"))
     meta["general.name"] = formats::MetaValue::from_string(cfg.arch_name);
+
+  // llama.cpp knows llama3 rope scaling only as a tensor of per-pair divisors of the frequencies
+  // (rope_freqs.weight, n_rot/2 floats), not as a scaling type: write it that way.
+  std::vector<float> freq_factors;
+  if (cfg.rope.scaling == RopeScaling::kLlama3 && !in.find("rope_freqs.weight")) {
+    RopeConfig plain = cfg.rope;
+    plain.scaling = RopeScaling::kNone;
+    const std::vector<float> base = rope_inv_freq(plain, nullptr);
+    const std::vector<float> scaled = rope_inv_freq(cfg.rope, nullptr);
+    for (size_t i = 0; i < base.size(); ++i) freq_factors.push_back(base[i] / scaled[i]);
+    const std::string prefix = cfg.arch_name + ".rope.scaling.";
+    std::erase_if(meta, [&](const auto& kv) { return kv.first.rfind(prefix, 0) == 0; });
+  }
 
   std::vector<formats::TensorInfo> out;
   std::vector<std::unique_ptr<std::vector<uint8_t>>> buffers;
@@ -94,6 +108,15 @@ Status convert_to_gguf(const formats::ModelFile& in, const std::string& out_path
     }
     out.push_back(std::move(o));
     if (progress) progress(ti + 1, in.tensors.size());
+  }
+  if (!freq_factors.empty()) {
+    formats::TensorInfo f;
+    f.name = "rope_freqs.weight";
+    f.dtype = DType::F32;
+    f.shape = {int64_t(freq_factors.size())};
+    f.nbytes = freq_factors.size() * sizeof(float);
+    f.data = reinterpret_cast<const uint8_t*>(freq_factors.data());
+    out.push_back(std::move(f));
   }
   return formats::write_gguf(out_path, meta, out);
 }

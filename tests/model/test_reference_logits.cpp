@@ -100,6 +100,17 @@ TEST_P(ReferenceLogits, HfDirectoryAndConvertedGgufMatchTransformers) {
   ASSERT_TRUE(model::convert_to_gguf((*m)->file(), out, {}).is_ok());
   auto g = model::Model::load(out);
   ASSERT_TRUE(g.ok()) << g.status().message();
+  if (GetParam() == "llama_scaled") {
+    // llama3 scaling travels as llama.cpp's per-pair divisors, not as a scaling type: 1 for the
+    // shortest wavelength, `factor` (8) for the longest.
+    const formats::TensorInfo* f = (*g)->file().find("rope_freqs.weight");
+    ASSERT_NE(f, nullptr);
+    ASSERT_EQ(f->nelements(), 8);
+    const float* v = reinterpret_cast<const float*>(f->data);
+    EXPECT_FLOAT_EQ(v[0], 1.0f);
+    EXPECT_FLOAT_EQ(v[7], 8.0f);
+    EXPECT_FALSE((*g)->file().get("llama.rope.scaling.type"));
+  }
   check_model(**g, ref, GetParam() + " (converted gguf)");
 }
 

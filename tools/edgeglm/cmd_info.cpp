@@ -48,7 +48,8 @@ int run(const InfoArgs& a) {
   std::printf("rope:          %lld of %lld dims rotate, %s pairs, base %g%s\n", (long long)c.rope.n_rot,
               (long long)c.head_dim, c.rope.neox ? "neox (i, i+d/2)" : "interleaved (2i, 2i+1)",
               double(c.rope.base),
-              c.rope.scaling == model::RopeScaling::kNone ? ""
+              f.find("rope_freqs.weight")          ? ", per-pair frequency factors (rope_freqs)"
+              : c.rope.scaling == model::RopeScaling::kNone ? ""
               : c.rope.scaling == model::RopeScaling::kLinear ? ", linear scaling"
                                                               : ", llama3 scaling");
   std::printf("norm eps %g, trained context %lld, output %s\n", double(c.norm_eps),
