@@ -51,6 +51,17 @@ Status convert_to_gguf(const formats::ModelFile& in, const std::string& out_path
   if (!meta.count("general.name"))
     meta["general.name"] = formats::MetaValue::from_string(cfg.arch_name);
 
+  // llama.cpp's name for the GLM family (GLM-Edge, GLM-4-9B-chat-hf, ChatGLM3) is "chatglm";
+  // our Hugging Face loader calls it "glm". Write the name llama.cpp loads.
+  if (cfg.arch_name == "glm") {
+    formats::Metadata renamed;
+    for (auto& [k, v] : meta)
+      renamed[k.rfind("glm.", 0) == 0 ? "chatglm." + k.substr(4) : k] = std::move(v);
+    meta = std::move(renamed);
+    meta["general.architecture"] = formats::MetaValue::from_string("chatglm");
+    cfg.arch_name = "chatglm";
+  }
+
   // llama.cpp knows llama3 rope scaling only as a tensor of per-pair divisors of the frequencies
   // (rope_freqs.weight, n_rot/2 floats), not as a scaling type: write it that way.
   std::vector<float> freq_factors;

@@ -100,6 +100,9 @@ TEST_P(ReferenceLogits, HfDirectoryAndConvertedGgufMatchTransformers) {
   ASSERT_TRUE(model::convert_to_gguf((*m)->file(), out, {}).is_ok());
   auto g = model::Model::load(out);
   ASSERT_TRUE(g.ok()) << g.status().message();
+  if (GetParam() == "glm" || GetParam() == "chatglm") {
+    EXPECT_EQ((*g)->file().architecture(), "chatglm");  // llama.cpp's name for the family
+  }
   if (GetParam() == "llama_scaled") {
     // llama3 scaling travels as llama.cpp's per-pair divisors, not as a scaling type: 1 for the
     // shortest wavelength, `factor` (8) for the longest.
