@@ -91,8 +91,9 @@ void register_chat(CLI::App& app, int& exit_code) {
   a->model.add(cmd);
   a->sampling.add(cmd);
   cmd->add_option("--system", a->system, "system prompt");
-  cmd->add_option("--chat-template", a->template_name,
-                  "override the template: chatml, llama2, llama3, glm4, chatglm3, zephyr");
+  std::string names;
+  for (const std::string& n : tokenizer::chat_template_names()) names += (names.empty() ? "" : ", ") + n;
+  cmd->add_option("--chat-template", a->template_name, "override the model's template: " + names);
   cmd->add_option("-n,--n-predict", a->n, "tokens per answer at most")->check(CLI::Range(1, 1 << 20));
   cmd->add_flag("--timings", a->timings, "print speed after each answer");
   cmd->callback([a, &exit_code] { exit_code = run(*a); });
