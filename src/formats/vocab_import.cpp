@@ -241,7 +241,7 @@ Status import_hf(const std::string& dir, Metadata& meta) {
   if (!model.contains("vocab") || !model["vocab"].is_object())
     return Status::error(tok_path + ": model.vocab is not an object of token -> id");
 
-  // Tokens by id; ids not given by vocab or added_tokens become unused placeholders.
+  // Tokens by id; ids that neither vocab nor added_tokens names are kept as unused filler entries.
   std::vector<std::string> tokens;
   std::vector<int32_t> types;
   std::vector<bool> have;

@@ -29,11 +29,14 @@ void silu_mul(float* g, const float* u, int64_t n);
 void add_inplace(float* y, const float* x, int64_t n);
 
 // Rotary position embedding on one token's heads x (n_heads, head_dim), rotating the first n_rot
-// dims of each head by angle pos * inv_freq[i] for pair i (n_rot/2 entries in inv_freq).
+// dims of each head: pair i by the angle whose cos/sin are cos_sin[2i], cos_sin[2i+1] (computed
+// once per position by rope_angles, shared by every layer and by q and k).
 //   interleaved pairs: (x[2i], x[2i+1])         -- GGUF llama / chatglm / glm4, HF glm
 //   neox pairs:        (x[i], x[i + n_rot/2])   -- HF llama (rotate_half), qwen2
-void rope(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, float pos,
-          const float* inv_freq, bool neox);
+void rope(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, const float* cos_sin,
+          bool neox);
+// cos_sin (n_rot) = {cos, sin} of pos * inv_freq[i] for each of the n_rot/2 pairs.
+void rope_angles(float pos, const float* inv_freq, int64_t n_rot, float* cos_sin);
 
 // One query token attending to positions [0, n_kv) of a layer's cache.
 //   q   (n_head, head_dim)            k, v: (n_kv, kv_stride) rows, head g at offset g*head_dim

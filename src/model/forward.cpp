@@ -49,7 +49,11 @@ void Context::forward(const int32_t* tokens, int64_t n, bool all_logits, bool ne
   const Weights& w = model_.weights();
   const int64_t E = c.n_embd, QD = c.q_dim(), KD = c.kv_dim();
 
-  for (int64_t t = 0; t < n; ++t) k::get_row(w.token_embd, tokens[t], x_ + t * E);
+  const int64_t R = c.rope.n_rot;
+  for (int64_t t = 0; t < n; ++t) {
+    k::get_row(w.token_embd, tokens[t], x_ + t * E);
+    k::rope_angles(float(n_past_ + t), w.inv_freq.data(), R, rope_ + t * R);
+  }
 
   for (int64_t il = 0; il < c.n_layer; ++il) {
     const LayerWeights& l = w.layers[size_t(il)];
@@ -65,9 +69,8 @@ void Context::forward(const int32_t* tokens, int64_t n, bool all_logits, bool ne
       if (l.bq) k::add_inplace(qt, l.bq, QD);
       if (l.bk) k::add_inplace(kt, l.bk, KD);
       if (l.bv) k::add_inplace(v_ + t * KD, l.bv, KD);
-      const float pos = float(n_past_ + t);
-      k::rope(qt, c.n_head, c.head_dim, c.rope.n_rot, pos, w.inv_freq.data(), c.rope.neox);
-      k::rope(kt, c.n_head_kv, c.head_dim, c.rope.n_rot, pos, w.inv_freq.data(), c.rope.neox);
+      k::rope(qt, c.n_head, c.head_dim, R, rope_ + t * R, c.rope.neox);
+      k::rope(kt, c.n_head_kv, c.head_dim, R, rope_ + t * R, c.rope.neox);
       std::copy(kt, kt + KD, kc + t * KD);
       std::copy(v_ + t * KD, v_ + (t + 1) * KD, vc + t * KD);
     }

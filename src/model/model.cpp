@@ -62,6 +62,7 @@ Result<std::unique_ptr<Context>> Context::create(const Model& model, const Conte
                           U * size_t(c.q_dim()),
                           U * size_t(c.n_ff),
                           U * size_t(c.n_ff),
+                          U * size_t(c.rope.n_rot),
                           size_t(pool.size()) * size_t(opts.n_ctx),
                           n_logit_rows * size_t(c.n_vocab)};
   size_t total = 0;
@@ -71,7 +72,8 @@ Result<std::unique_ptr<Context>> Context::create(const Model& model, const Conte
     return st.with_context("context of " + std::to_string(opts.n_ctx) + " positions");
   float** bufs[] = {&ctx->k_cache_, &ctx->v_cache_, &ctx->x_,    &ctx->h_,
                     &ctx->q_,       &ctx->k_,       &ctx->v_,    &ctx->att_,
-                    &ctx->gate_,    &ctx->up_,      &ctx->scores_, &ctx->logits_};
+                    &ctx->gate_,    &ctx->up_,      &ctx->rope_,   &ctx->scores_,
+                    &ctx->logits_};
   for (size_t i = 0; i < std::size(bufs); ++i) *bufs[i] = ctx->arena_.alloc<float>(sizes[i]);
   return ctx;
 }

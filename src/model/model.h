@@ -86,6 +86,7 @@ class Context {
   float* att_ = nullptr;      // (U, q_dim) attention output
   float* gate_ = nullptr;     // (U, n_ff)
   float* up_ = nullptr;       // (U, n_ff)
+  float* rope_ = nullptr;     // (U, n_rot) cos/sin per token of the ubatch
   float* scores_ = nullptr;   // (n_threads, n_ctx) attention scratch
   float* logits_ = nullptr;   // (U or 1, n_vocab)
 };

@@ -98,21 +98,25 @@ TEST(KernelDispatch, ForceIsaNamesTheChoices) {
 TEST(Kernels, RopeInterleavedAndNeoxRotatePairs) {
   // One head of 4 dims, all rotated; inv_freq {1, 0.5}; at pos 1 the angles are 1 and 0.5 rad.
   const float inv[2] = {1.0f, 0.5f};
+  float cs[4];
+  kernels::rope_angles(1.0f, inv, 4, cs);
+  EXPECT_FLOAT_EQ(cs[0], std::cos(1.0f));
+  EXPECT_FLOAT_EQ(cs[3], std::sin(0.5f));
   float a[4] = {1, 0, 1, 0};  // interleaved pairs (0,1), (2,3)
-  kernels::rope(a, 1, 4, 4, 1.0f, inv, false);
+  kernels::rope(a, 1, 4, 4, cs, false);
   EXPECT_NEAR(a[0], std::cos(1.0f), 1e-6);
   EXPECT_NEAR(a[1], std::sin(1.0f), 1e-6);
   EXPECT_NEAR(a[2], std::cos(0.5f), 1e-6);
   EXPECT_NEAR(a[3], std::sin(0.5f), 1e-6);
   float b[4] = {1, 1, 0, 0};  // neox pairs (0,2), (1,3)
-  kernels::rope(b, 1, 4, 4, 1.0f, inv, true);
+  kernels::rope(b, 1, 4, 4, cs, true);
   EXPECT_NEAR(b[0], std::cos(1.0f), 1e-6);
   EXPECT_NEAR(b[2], std::sin(1.0f), 1e-6);
   EXPECT_NEAR(b[1], std::cos(0.5f), 1e-6);
   EXPECT_NEAR(b[3], std::sin(0.5f), 1e-6);
   // Partial rotary: dims past n_rot are untouched.
   float c[4] = {1, 0, 7, 9};
-  kernels::rope(c, 1, 4, 2, 1.0f, inv, false);
+  kernels::rope(c, 1, 4, 2, cs, false);
   EXPECT_EQ(c[2], 7.0f);
   EXPECT_EQ(c[3], 9.0f);
 }

@@ -44,14 +44,21 @@ void add_inplace(float* y, const float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += x[i];
 }
 
-void rope(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, float pos,
-          const float* inv_freq, bool neox) {
-  const int64_t half = n_rot / 2;
-  for (int64_t i = 0; i < half; ++i) {
+void rope_angles(float pos, const float* inv_freq, int64_t n_rot, float* cos_sin) {
+  for (int64_t i = 0; i < n_rot / 2; ++i) {
     const float theta = pos * inv_freq[i];
-    const float c = std::cos(theta), s = std::sin(theta);
-    for (int64_t h = 0; h < n_heads; ++h) {
-      float* xh = x + h * head_dim;
+    cos_sin[2 * i] = std::cos(theta);
+    cos_sin[2 * i + 1] = std::sin(theta);
+  }
+}
+
+void rope(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, const float* cos_sin,
+          bool neox) {
+  const int64_t half = n_rot / 2;
+  for (int64_t h = 0; h < n_heads; ++h) {
+    float* xh = x + h * head_dim;
+    for (int64_t i = 0; i < half; ++i) {
+      const float c = cos_sin[2 * i], s = cos_sin[2 * i + 1];
       float* a = neox ? &xh[i] : &xh[2 * i];
       float* b = neox ? &xh[i + half] : &xh[2 * i + 1];
       const float x0 = *a, x1 = *b;
