@@ -1,6 +1,7 @@
 // The edgeglm binary as a user runs it: exact output, exit codes, one clear error line.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -23,7 +24,9 @@ struct CliResult {
 };
 
 CliResult run(const std::string& args, const std::string& stdin_file = "/dev/null") {
-  const std::string err_file = edgeglm::test::temp_path("cli_stderr.txt");
+  // One file per process: ctest runs test cases as parallel processes.
+  const std::string err_file =
+      edgeglm::test::temp_path("cli_stderr_" + std::to_string(getpid()) + ".txt");
   const std::string cmd = bin_path("edgeglm") + " " + args + " 2>" + err_file + " <" + stdin_file;
   CliResult r;
   FILE* p = popen(cmd.c_str(), "r");
@@ -33,6 +36,7 @@ CliResult run(const std::string& args, const std::string& stdin_file = "/dev/nul
   int status = pclose(p);
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   r.err = edgeglm::read_text_file(err_file).value();
+  std::remove(err_file.c_str());
   return r;
 }
 
