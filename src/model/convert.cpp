@@ -1,7 +1,6 @@
 #include "model/convert.h"
 
 #include <cstring>
-#include <memory>
 #include <vector>
 
 #include "formats/gguf/gguf_writer.h"
@@ -75,50 +74,29 @@ Status convert_to_gguf(const formats::ModelFile& in, const std::string& out_path
     std::erase_if(meta, [&](const auto& kv) { return kv.first.rfind(prefix, 0) == 0; });
   }
 
+  // Plan the output tensors (types and sizes) first; their data is produced one tensor at a time
+  // while the file is written, so converting needs memory for one tensor, not for the model.
   std::vector<formats::TensorInfo> out;
-  std::vector<std::unique_ptr<std::vector<uint8_t>>> buffers;
-  out.reserve(in.tensors.size());
-  std::vector<float> row;
-  for (size_t ti = 0; ti < in.tensors.size(); ++ti) {
-    const formats::TensorInfo& t = in.tensors[ti];
+  std::vector<bool> transform;  // tensor needs conversion or q/k permutation
+  out.reserve(in.tensors.size() + 1);
+  for (const formats::TensorInfo& t : in.tensors) {
     formats::TensorInfo o = t;
     const bool is_float = t.dtype == DType::F32 || t.dtype == DType::F16 || t.dtype == DType::BF16;
     const bool is_matrix = t.shape.size() == 2 && ends_with(t.name, ".weight");
-    const DType target = !is_float ? t.dtype : is_matrix ? opts.matrix_type : DType::F32;
-    const bool is_q = ends_with(t.name, ".attn_q.weight"), is_k = ends_with(t.name, ".attn_k.weight");
-    const bool permute = permute_qk && (is_q || is_k);
-    if (target != t.dtype || permute) {
-      const int64_t cols = t.shape[0];
-      const int64_t rows = t.nelements() / cols;
-      const size_t src_row = dtype_row_bytes(t.dtype, cols), dst_row = dtype_row_bytes(target, cols);
-      auto buf = std::make_unique<std::vector<uint8_t>>(dst_row * size_t(rows));
-      row.resize(size_t(cols));
-      for (int64_t r = 0; r < rows; ++r) {
-        const uint8_t* s = t.data + size_t(r) * src_row;
-        uint8_t* d = buf->data() + size_t(r) * dst_row;
-        if (target == t.dtype) {
-          std::memcpy(d, s, src_row);
-        } else {
-          quant::dequantize_row(t.dtype, s, row.data(), cols);
-          quant::quantize_row(target, row.data(), d, cols);
-        }
-      }
-      if (permute) {
-        auto permuted = std::make_unique<std::vector<uint8_t>>(buf->size());
-        const int64_t heads = is_q ? cfg.n_head : cfg.n_head_kv;
-        if (rows != heads * cfg.head_dim)
-          return Status::error(in.path + ": tensor '" + t.name + "' has " + std::to_string(rows) +
-                               " rows, expected " + std::to_string(heads * cfg.head_dim));
-        permute_rows_for_interleaved_rope(buf->data(), permuted->data(), heads, cfg.head_dim, dst_row);
-        buf = std::move(permuted);
-      }
-      o.dtype = target;
-      o.nbytes = buf->size();
-      o.data = buf->data();
-      buffers.push_back(std::move(buf));
+    o.dtype = !is_float ? t.dtype : is_matrix ? opts.matrix_type : DType::F32;
+    const bool permute = permute_qk && (ends_with(t.name, ".attn_q.weight") ||
+                                        ends_with(t.name, ".attn_k.weight"));
+    if (permute) {
+      const int64_t heads = ends_with(t.name, ".attn_q.weight") ? cfg.n_head : cfg.n_head_kv;
+      if (t.nelements() / t.shape[0] != heads * cfg.head_dim)
+        return Status::error(in.path + ": tensor '" + t.name + "' has " +
+                             std::to_string(t.nelements() / t.shape[0]) + " rows, expected " +
+                             std::to_string(heads * cfg.head_dim));
     }
+    o.nbytes = dtype_row_bytes(o.dtype, t.shape[0]) * uint64_t(t.nelements() / t.shape[0]);
+    o.data = nullptr;
+    transform.push_back(o.dtype != t.dtype || permute);
     out.push_back(std::move(o));
-    if (progress) progress(ti + 1, in.tensors.size());
   }
   if (!freq_factors.empty()) {
     formats::TensorInfo f;
@@ -126,10 +104,42 @@ Status convert_to_gguf(const formats::ModelFile& in, const std::string& out_path
     f.dtype = DType::F32;
     f.shape = {int64_t(freq_factors.size())};
     f.nbytes = freq_factors.size() * sizeof(float);
-    f.data = reinterpret_cast<const uint8_t*>(freq_factors.data());
     out.push_back(std::move(f));
   }
-  return formats::write_gguf(out_path, meta, out);
+
+  std::vector<float> row;
+  std::vector<uint8_t> converted;
+  auto produce = [&](size_t k, std::vector<uint8_t>& scratch) -> Result<const uint8_t*> {
+    if (progress) progress(k + 1, out.size());
+    if (k == in.tensors.size()) return reinterpret_cast<const uint8_t*>(freq_factors.data());
+    const formats::TensorInfo& t = in.tensors[k];
+    if (!transform[k]) return t.data;
+    const DType target = out[k].dtype;
+    const int64_t cols = t.shape[0];
+    const int64_t rows = t.nelements() / cols;
+    const size_t src_row = dtype_row_bytes(t.dtype, cols), dst_row = dtype_row_bytes(target, cols);
+    converted.resize(dst_row * size_t(rows));
+    row.resize(size_t(cols));
+    for (int64_t r = 0; r < rows; ++r) {
+      const uint8_t* s = t.data + size_t(r) * src_row;
+      uint8_t* d = converted.data() + size_t(r) * dst_row;
+      if (target == t.dtype) {
+        std::memcpy(d, s, src_row);
+      } else {
+        quant::dequantize_row(t.dtype, s, row.data(), cols);
+        quant::quantize_row(target, row.data(), d, cols);
+      }
+    }
+    const bool is_q = ends_with(t.name, ".attn_q.weight");
+    if (permute_qk && (is_q || ends_with(t.name, ".attn_k.weight"))) {
+      scratch.resize(converted.size());
+      permute_rows_for_interleaved_rope(converted.data(), scratch.data(),
+                                        is_q ? cfg.n_head : cfg.n_head_kv, cfg.head_dim, dst_row);
+      return scratch.data();
+    }
+    return converted.data();
+  };
+  return formats::write_gguf(out_path, meta, out, produce);
 }
 
 }  // namespace edgeglm::model

@@ -94,7 +94,6 @@ Result<std::vector<uint64_t>> tensor_sizes(const std::vector<TensorInfo>& tensor
     if (t.nbytes != 0 && t.nbytes != bytes)
       return Status::error(what + " says " + std::to_string(t.nbytes) + " bytes but its shape " +
                            "and type need " + std::to_string(bytes));
-    if (!t.data) return Status::error(what + " has no data");
     sizes.push_back(bytes);
   }
   return sizes;
@@ -153,14 +152,16 @@ class FileSink {
 };
 
 Status write_file(const std::string& tmp, const std::string& header,
-                  const std::vector<TensorInfo>& tensors, const std::vector<uint64_t>& sizes,
-                  uint64_t alignment) {
+                  const std::vector<uint64_t>& sizes, uint64_t alignment,
+                  const TensorProducer& produce) {
   FileSink sink(tmp);
   EG_TRY(sink.open());
   EG_TRY(sink.write(header.data(), header.size()));
   EG_TRY(sink.pad_to(alignment));
-  for (size_t k = 0; k < tensors.size(); ++k) {
-    EG_TRY(sink.write(tensors[k].data, size_t(sizes[k])));
+  std::vector<uint8_t> scratch;
+  for (size_t k = 0; k < sizes.size(); ++k) {
+    EG_ASSIGN_OR_RETURN(const uint8_t* data, produce(k, scratch));
+    EG_TRY(sink.write(data, size_t(sizes[k])));
     EG_TRY(sink.pad_to(alignment));
   }
   return sink.finish();
@@ -198,6 +199,16 @@ Status serialize_gguf_header(const Metadata& meta, const std::vector<TensorInfo>
 
 Status write_gguf(const std::string& path, const Metadata& meta,
                   const std::vector<TensorInfo>& tensors) {
+  for (const TensorInfo& t : tensors)
+    if (!t.data) return Status::error(path + ": tensor '" + t.name + "' has no data");
+  return write_gguf(path, meta, tensors,
+                    [&](size_t k, std::vector<uint8_t>&) -> Result<const uint8_t*> {
+                      return tensors[k].data;
+                    });
+}
+
+Status write_gguf(const std::string& path, const Metadata& meta,
+                  const std::vector<TensorInfo>& tensors, const TensorProducer& produce) {
   auto alignment = alignment_of(meta);
   if (!alignment.ok()) return alignment.status().with_context(path);
   auto sizes = tensor_sizes(tensors);
@@ -206,7 +217,7 @@ Status write_gguf(const std::string& path, const Metadata& meta,
   EG_TRY(serialize_gguf_header(meta, tensors, *alignment, header).with_context(path));
 
   const std::string tmp = path + ".tmp";
-  Status st = write_file(tmp, header, tensors, *sizes, *alignment);
+  Status st = write_file(tmp, header, *sizes, *alignment, produce);
   if (st.is_ok() && std::rename(tmp.c_str(), path.c_str()) != 0)
     st = Status::error(path + ": cannot rename " + tmp + " over it: " + std::strerror(errno));
   if (!st.is_ok()) {
