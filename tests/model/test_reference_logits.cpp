@@ -118,5 +118,6 @@ TEST_P(ReferenceLogits, HfDirectoryAndConvertedGgufMatchTransformers) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Arch, ReferenceLogits,
-                         ::testing::Values("llama", "llama_scaled", "qwen2", "glm", "glm4", "chatglm"),
+                         ::testing::Values("llama", "llama_scaled", "llama_linear", "qwen2", "glm", "glm4",
+                                           "chatglm"),
                          [](const auto& info) { return info.param; });
