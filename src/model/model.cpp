@@ -1,5 +1,6 @@
 #include "model/model.h"
 
+#include <array>
 #include <cmath>
 
 namespace edgeglm::model {
@@ -41,6 +42,40 @@ size_t Model::bytes_per_token() const {
   return n + weights_.token_embd.row_bytes();
 }
 
+namespace {
+
+constexpr size_t kNumBuffers = 13;
+
+// Floats of each arena buffer, in the order Context::create hands them out.
+std::array<size_t, kNumBuffers> buffer_sizes(const ModelConfig& c, const ContextOptions& opts,
+                                             int n_threads) {
+  const size_t U = size_t(opts.n_ubatch);
+  const size_t kv = size_t(c.n_layer) * size_t(opts.n_ctx) * size_t(c.kv_dim());
+  const size_t n_logit_rows = opts.all_logits ? U : 1;
+  return {kv,                                       // k_cache
+          kv,                                       // v_cache
+          U * size_t(c.n_embd),                     // x
+          U * size_t(c.n_embd),                     // h
+          U * size_t(c.q_dim()),                    // q
+          U * size_t(c.kv_dim()),                   // k
+          U * size_t(c.kv_dim()),                   // v
+          U * size_t(c.q_dim()),                    // att
+          U * size_t(c.n_ff),                       // gate
+          U * size_t(c.n_ff),                       // up
+          U * size_t(c.rope.n_rot),                 // rope cos/sin
+          size_t(n_threads) * size_t(opts.n_ctx),   // attention scores
+          n_logit_rows * size_t(c.n_vocab)};        // logits
+}
+
+}  // namespace
+
+size_t Context::planned_bytes(const Model& model, const ContextOptions& opts, int n_threads) {
+  size_t total = 0;
+  for (size_t n : buffer_sizes(model.config(), opts, n_threads))
+    total += Arena::aligned(n * sizeof(float));
+  return total;
+}
+
 Result<std::unique_ptr<Context>> Context::create(const Model& model, const ContextOptions& opts,
                                                  ThreadPool& pool) {
   const ModelConfig& c = model.config();
@@ -49,32 +84,16 @@ Result<std::unique_ptr<Context>> Context::create(const Model& model, const Conte
   if (opts.n_ubatch < 1 || opts.n_ubatch > 4096)
     return Status::error("ubatch size " + std::to_string(opts.n_ubatch) + " is out of range");
   std::unique_ptr<Context> ctx(new Context(model, opts, pool));
-  const size_t U = size_t(opts.n_ubatch);
-  const size_t kv = size_t(c.n_layer) * size_t(opts.n_ctx) * size_t(c.kv_dim());
-  const size_t n_logit_rows = opts.all_logits ? U : 1;
-  const size_t sizes[] = {kv,
-                          kv,
-                          U * size_t(c.n_embd),
-                          U * size_t(c.n_embd),
-                          U * size_t(c.q_dim()),
-                          U * size_t(c.kv_dim()),
-                          U * size_t(c.kv_dim()),
-                          U * size_t(c.q_dim()),
-                          U * size_t(c.n_ff),
-                          U * size_t(c.n_ff),
-                          U * size_t(c.rope.n_rot),
-                          size_t(pool.size()) * size_t(opts.n_ctx),
-                          n_logit_rows * size_t(c.n_vocab)};
-  size_t total = 0;
-  for (size_t s : sizes) total += Arena::aligned(s * sizeof(float));
-  Status st = ctx->arena_.reserve(total);
+  const auto sizes = buffer_sizes(c, opts, pool.size());
+  Status st = ctx->arena_.reserve(planned_bytes(model, opts, pool.size()));
   if (!st.is_ok())
     return st.with_context("context of " + std::to_string(opts.n_ctx) + " positions");
-  float** bufs[] = {&ctx->k_cache_, &ctx->v_cache_, &ctx->x_,    &ctx->h_,
-                    &ctx->q_,       &ctx->k_,       &ctx->v_,    &ctx->att_,
-                    &ctx->gate_,    &ctx->up_,      &ctx->rope_,   &ctx->scores_,
+  float** bufs[] = {&ctx->k_cache_, &ctx->v_cache_, &ctx->x_,     &ctx->h_,
+                    &ctx->q_,       &ctx->k_,       &ctx->v_,     &ctx->att_,
+                    &ctx->gate_,    &ctx->up_,      &ctx->rope_,  &ctx->scores_,
                     &ctx->logits_};
-  for (size_t i = 0; i < std::size(bufs); ++i) *bufs[i] = ctx->arena_.alloc<float>(sizes[i]);
+  static_assert(std::size(bufs) == kNumBuffers);
+  for (size_t i = 0; i < kNumBuffers; ++i) *bufs[i] = ctx->arena_.alloc<float>(sizes[i]);
   return ctx;
 }
 

@@ -46,6 +46,8 @@ class Context {
  public:
   static Result<std::unique_ptr<Context>> create(const Model& model, const ContextOptions& opts,
                                                  ThreadPool& pool);
+  // Bytes create() reserves (KV cache + activations + scratch) for these options and threads.
+  static size_t planned_bytes(const Model& model, const ContextOptions& opts, int n_threads);
 
   // Runs tokens at positions n_past() .. n_past()+n-1 and appends them to the KV cache.
   // all_logits: logits for every token (then n <= n_ubatch); else only for the last one.

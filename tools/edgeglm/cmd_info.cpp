@@ -69,9 +69,14 @@ int run(const InfoArgs& a) {
   std::printf("parameters:    %.2f M, %.3f bits per weight, weights %.2f MiB\n", params / 1e6,
               8.0 * double(mod.weight_bytes()) / params, mib(double(mod.weight_bytes())));
   const size_t kv = mod.kv_cache_bytes(a.ctx);
-  std::printf("memory at --ctx %lld: weights %.2f MiB (mmapped) + KV cache %.2f MiB (f32) = %.2f MiB\n",
-              (long long)a.ctx, mib(double(mod.weight_bytes())), mib(double(kv)),
-              mib(double(mod.weight_bytes() + kv)));
+  model::ContextOptions co;
+  co.n_ctx = a.ctx;
+  const int threads = ThreadPool::hardware_threads();
+  const size_t act = model::Context::planned_bytes(mod, co, threads) - kv;
+  std::printf("memory at --ctx %lld: weights %.2f MiB (mmapped) + KV cache %.2f MiB (f32) + "
+              "activations %.2f MiB (%d threads) = %.2f MiB\n",
+              (long long)a.ctx, mib(double(mod.weight_bytes())), mib(double(kv)), mib(double(act)),
+              threads, mib(double(mod.weight_bytes() + kv + act)));
   std::printf("bytes read per decoded token: %.2f MiB\n", mib(double(mod.bytes_per_token())));
 
   auto tok = tokenizer::Tokenizer::from_metadata(f.meta);
