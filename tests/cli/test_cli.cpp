@@ -145,3 +145,16 @@ TEST(Cli, EvalProtocolsOnVocabWithoutBos) {
   ASSERT_EQ(half.code, 0) << half.err;
   EXPECT_NE(half.out.find("\"tokens\": 93"), std::string::npos) << half.out;  // 3 x (32 - 1)
 }
+
+TEST(Cli, LongChatDropsOldTurnsInsteadOfFailing) {
+  EDGEGLM_REQUIRE_SHARED("models/stories260K/stories260K.gguf");
+  std::string turns;
+  for (int i = 0; i < 8; ++i) turns += "Tell me about the little dog and the big red ball.\n";
+  const std::string in = write_file("long_chat.txt", turns);
+  CliResult r = run("chat -m " + shared_path("models/stories260K/stories260K.gguf") +
+                        " --chat-template chatml --ctx 96 -n 16 --temp 0",
+                    in);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 8);  // every turn answered
+  EXPECT_NE(r.err.find("dropped the"), std::string::npos) << r.err;
+}

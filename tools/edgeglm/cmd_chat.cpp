@@ -2,10 +2,12 @@
 // from stdin (interactive or piped); "/reset" starts over, "/quit" or end of input leaves.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 
 #include "common.h"
+#include "runtime/chat_prompt.h"
 #include "tokenizer/chat_template.h"
 
 namespace edgeglm::cli {
@@ -40,8 +42,6 @@ int run(const ChatArgs& a) {
   if (!session.ok()) return fail(session.status());
 
   const bool interactive = isatty(STDIN_FILENO);
-  const std::string bos = tok.bos_id() >= 0 ? tok.token_text(tok.bos_id()) : "";
-  const std::string eos = tok.eos_id() >= 0 ? tok.token_text(tok.eos_id()) : "";
   std::vector<tokenizer::ChatMessage> messages;
   if (!a.system.empty()) messages.push_back({"system", a.system});
   if (interactive)
@@ -63,21 +63,22 @@ int run(const ChatArgs& a) {
     }
     if (line.empty()) continue;
     messages.push_back({"user", line});
-    const std::string rendered = tokenizer::apply_chat_template(*tmpl, messages, true, bos, eos);
-    // Templates that spell BOS in their text bring it themselves; otherwise add it as the
-    // vocab says.
-    std::vector<int32_t> prompt = tok.encode(rendered, /*add_special=*/false, /*parse_special=*/true);
-    if (tok.add_bos() && tok.bos_id() >= 0 && (prompt.empty() || prompt[0] != tok.bos_id()))
-      prompt.insert(prompt.begin(), tok.bos_id());
-    auto r = (*session)->generate(prompt, go, write_stdout);
+    // The prompt leaves room for an answer: the lesser of -n and a quarter of the context.
+    const int64_t answer_room = std::min<int64_t>(a.n, a.model.ctx / 4);
+    auto prompt = runtime::build_chat_prompt(tok, *tmpl, messages, a.model.ctx - answer_room);
+    if (!prompt.ok()) {
+      std::fprintf(stderr, "edgeglm: %s; message not sent\n", prompt.status().message().c_str());
+      messages.pop_back();
+      continue;
+    }
+    if (prompt->dropped_messages > 0)
+      std::fprintf(stderr, "edgeglm: context of %lld tokens full: dropped the %zu oldest message(s)\n",
+                   (long long)a.model.ctx, prompt->dropped_messages);
+    auto r = (*session)->generate(prompt->tokens, go, write_stdout);
     std::fputc('\n', stdout);
     std::fflush(stdout);
     if (!r.ok()) return fail(r.status());
     if (a.timings) print_timings(*r);
-    if (r->finish == runtime::FinishReason::kContextFull) {
-      std::fprintf(stderr, "edgeglm: the context (%lld tokens) is full; /reset or raise --ctx\n",
-                   (long long)a.model.ctx);
-    }
     messages.push_back({"assistant", r->text});
   }
   return 0;
