@@ -158,3 +158,18 @@ TEST(Cli, LongChatDropsOldTurnsInsteadOfFailing) {
   EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 8);  // every turn answered
   EXPECT_NE(r.err.find("dropped the"), std::string::npos) << r.err;
 }
+
+TEST(Cli, PromptFromFileEqualsPromptFlag) {
+  EDGEGLM_REQUIRE_SHARED("models/stories260K/stories260K.gguf");
+  const std::string model = shared_path("models/stories260K/stories260K.gguf");
+  const std::string f = write_file("prompt.txt", "Once upon a time, Tom");
+  CliResult a = run("run -m " + model + " -f " + f + " -n 24 --temp 0");
+  CliResult b = run("run -m " + model + " -p \"Once upon a time, Tom\" -n 24 --temp 0");
+  ASSERT_EQ(a.code, 0) << a.err;
+  EXPECT_EQ(a.out, b.out);
+  CliResult missing = run("run -m " + model + " -f " + edgeglm::test::temp_path("no_prompt.txt"));
+  EXPECT_NE(missing.code, 0);
+  EXPECT_NE(missing.err.find("no_prompt.txt"), std::string::npos);
+  CliResult both = run("run -m " + model + " -f " + f + " -p x");
+  EXPECT_NE(both.code, 0);
+}

@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "common.h"
+#include "core/mapped_file.h"
 
 namespace edgeglm::cli {
 namespace {
@@ -10,13 +11,19 @@ struct RunArgs {
   ModelArgs model;
   SamplingArgs sampling;
   std::string prompt;
+  std::string prompt_file;
   int32_t n = 128;
   std::vector<std::string> stop;
   bool no_bos = false;
   bool ignore_eos = false;
 };
 
-int run(const RunArgs& a) {
+int run(RunArgs a) {
+  if (!a.prompt_file.empty()) {
+    auto text = read_text_file(a.prompt_file, size_t(64) << 20);
+    if (!text.ok()) return fail(text.status());
+    a.prompt = std::move(*text);
+  }
   auto loaded = load_model(a.model);
   if (!loaded.ok()) return fail(loaded.status());
   ThreadPool pool(a.model.thread_count());
@@ -54,7 +61,8 @@ void register_run(CLI::App& app, int& exit_code) {
   CLI::App* cmd = app.add_subcommand("run", "generate text from a prompt (streaming)");
   a->model.add(cmd);
   a->sampling.add(cmd);
-  cmd->add_option("-p,--prompt", a->prompt, "prompt text");
+  auto* prompt = cmd->add_option("-p,--prompt", a->prompt, "prompt text");
+  cmd->add_option("-f,--file", a->prompt_file, "read the prompt from a file")->excludes(prompt);
   cmd->add_option("-n,--n-predict", a->n, "tokens to generate (-1: until the context is full)")
       ->check(CLI::Range(-1, 1 << 24));
   cmd->add_option("--stop", a->stop, "stop string (repeatable)");
