@@ -1,6 +1,7 @@
 #include "formats/model_file.h"
 
 #include <cstdio>
+#include <cstring>
 #include <limits>
 
 namespace edgeglm::formats {
@@ -60,12 +61,132 @@ MetaValue MetaValue::from_string(std::string v) {
   m.s = std::move(v);
   return m;
 }
+size_t meta_type_size(MetaType t) {
+  switch (t) {
+    case MetaType::U8: case MetaType::I8: case MetaType::Bool: return 1;
+    case MetaType::U16: case MetaType::I16: return 2;
+    case MetaType::U32: case MetaType::I32: case MetaType::F32: return 4;
+    case MetaType::U64: case MetaType::I64: case MetaType::F64: return 8;
+    default: return 0;
+  }
+}
+
+namespace {
+
+template <class T>
+void store(uint8_t* dst, T v) {
+  std::memcpy(dst, &v, sizeof v);
+}
+template <class T>
+T load(const uint8_t* src) {
+  T v;
+  std::memcpy(&v, src, sizeof v);
+  return v;
+}
+
+// Writes scalar v (of a fixed-size type) as GGUF stores it: meta_type_size(v.type) bytes.
+void encode_scalar(const MetaValue& v, uint8_t* dst) {
+  switch (v.type) {
+    case MetaType::U8: store<uint8_t>(dst, uint8_t(v.u)); break;
+    case MetaType::I8: store<int8_t>(dst, int8_t(v.i)); break;
+    case MetaType::U16: store<uint16_t>(dst, uint16_t(v.u)); break;
+    case MetaType::I16: store<int16_t>(dst, int16_t(v.i)); break;
+    case MetaType::U32: store<uint32_t>(dst, uint32_t(v.u)); break;
+    case MetaType::I32: store<int32_t>(dst, int32_t(v.i)); break;
+    case MetaType::U64: store<uint64_t>(dst, v.u); break;
+    case MetaType::I64: store<int64_t>(dst, v.i); break;
+    case MetaType::F32: store<float>(dst, float(v.f)); break;
+    case MetaType::F64: store<double>(dst, v.f); break;
+    case MetaType::Bool: store<uint8_t>(dst, v.u ? 1 : 0); break;
+    default: break;
+  }
+}
+
+MetaValue decode_scalar(MetaType t, const uint8_t* src) {
+  MetaValue m;
+  m.type = t;
+  switch (t) {
+    case MetaType::U8: m.u = load<uint8_t>(src); break;
+    case MetaType::I8: m.i = load<int8_t>(src); break;
+    case MetaType::U16: m.u = load<uint16_t>(src); break;
+    case MetaType::I16: m.i = load<int16_t>(src); break;
+    case MetaType::U32: m.u = load<uint32_t>(src); break;
+    case MetaType::I32: m.i = load<int32_t>(src); break;
+    case MetaType::U64: m.u = load<uint64_t>(src); break;
+    case MetaType::I64: m.i = load<int64_t>(src); break;
+    case MetaType::F32: m.f = load<float>(src); break;
+    case MetaType::F64: m.f = load<double>(src); break;
+    case MetaType::Bool: m.u = load<uint8_t>(src); break;
+    default: break;
+  }
+  return m;
+}
+
+}  // namespace
+
 MetaValue MetaValue::from_array(MetaType elem, std::vector<MetaValue> values) {
   MetaValue m;
   m.type = MetaType::Array;
   m.elem_type = elem;
-  m.arr = std::move(values);
+  bool uniform = true;
+  for (const MetaValue& v : values) uniform = uniform && v.type == elem;
+  const size_t size = meta_type_size(elem);
+  if (elem == MetaType::Array || !uniform || (elem != MetaType::String && size == 0)) {
+    m.arr = std::move(values);
+  } else if (elem == MetaType::String) {
+    m.strs.reserve(values.size());
+    for (MetaValue& v : values) m.strs.push_back(std::move(v.s));
+  } else {
+    m.raw.resize(values.size() * size);
+    for (size_t k = 0; k < values.size(); ++k) encode_scalar(values[k], m.raw.data() + k * size);
+  }
   return m;
+}
+MetaValue MetaValue::from_strings(std::vector<std::string> values) {
+  MetaValue m;
+  m.type = MetaType::Array;
+  m.elem_type = MetaType::String;
+  m.strs = std::move(values);
+  return m;
+}
+MetaValue MetaValue::from_i32s(const std::vector<int32_t>& values) {
+  MetaValue m;
+  m.type = MetaType::Array;
+  m.elem_type = MetaType::I32;
+  m.raw.resize(values.size() * sizeof(int32_t));
+  if (!values.empty()) std::memcpy(m.raw.data(), values.data(), m.raw.size());
+  return m;
+}
+MetaValue MetaValue::from_f32s(const std::vector<float>& values) {
+  MetaValue m;
+  m.type = MetaType::Array;
+  m.elem_type = MetaType::F32;
+  m.raw.resize(values.size() * sizeof(float));
+  if (!values.empty()) std::memcpy(m.raw.data(), values.data(), m.raw.size());
+  return m;
+}
+
+size_t MetaValue::array_size() const {
+  if (type != MetaType::Array) return 0;
+  if (elem_type == MetaType::Array || !arr.empty()) return arr.size();
+  if (elem_type == MetaType::String) return strs.size();
+  const size_t size = meta_type_size(elem_type);
+  return size ? raw.size() / size : 0;
+}
+
+MetaValue MetaValue::element(size_t k) const {
+  if (elem_type == MetaType::Array || !arr.empty()) return arr[k];
+  if (elem_type == MetaType::String) return from_string(strs[k]);
+  return decode_scalar(elem_type, raw.data() + k * meta_type_size(elem_type));
+}
+
+std::optional<int64_t> MetaValue::int_at(size_t k) const {
+  if (elem_type == MetaType::String) return std::nullopt;
+  return element(k).as_int();
+}
+std::optional<double> MetaValue::float_at(size_t k) const {
+  if (elem_type == MetaType::String) return std::nullopt;
+  return element(k).as_double();
 }
 
 bool MetaValue::is_integer() const {
@@ -126,10 +247,10 @@ std::string MetaValue::to_string(size_t max_array_items) const {
     }
     case MetaType::Array: {
       std::string out = "[";
-      const size_t n = arr.size() < max_array_items ? arr.size() : max_array_items;
-      for (size_t k = 0; k < n; ++k) out += (k ? ", " : "") + arr[k].to_string(max_array_items);
-      if (n < arr.size())
-        out += (n ? ", ... (" : "... (") + std::to_string(arr.size()) + " items)";
+      const size_t total = array_size();
+      const size_t n = total < max_array_items ? total : max_array_items;
+      for (size_t k = 0; k < n; ++k) out += (k ? ", " : "") + element(k).to_string(max_array_items);
+      if (n < total) out += (n ? ", ... (" : "... (") + std::to_string(total) + " items)";
       return out + "]";
     }
     default:

@@ -30,7 +30,17 @@ enum class MetaType : uint32_t {
   String = 8, Array = 9, U64 = 10, I64 = 11, F64 = 12,
 };
 const char* meta_type_name(MetaType t);
+// Bytes of one value of a fixed-size type (numbers, Bool); 0 for String and Array.
+size_t meta_type_size(MetaType t);
 
+// Arrays are stored by element kind, so a vocabulary costs about what its bytes on disk do
+// (a MetaValue per element was ~100 bytes: 16 MiB for a 49K-token BPE vocab):
+//  * elem_type String           -> strs
+//  * elem_type numeric or Bool  -> raw: the elements' little-endian bytes exactly as in GGUF
+//                                  (meta_type_size(elem_type) bytes each)
+//  * elem_type Array (nested)   -> arr
+// from_array() with an element whose type is not elem_type keeps all elements in `arr` so the
+// writer can reject the value; readers see only well-formed arrays.
 struct MetaValue {
   MetaType type = MetaType::U32;
   uint64_t u = 0;     // unsigned ints and bool
@@ -38,7 +48,9 @@ struct MetaValue {
   double f = 0;       // floats
   std::string s;      // String
   MetaType elem_type = MetaType::U8;  // Array: element type
-  std::vector<MetaValue> arr;         // Array: elements (may themselves be arrays)
+  std::vector<MetaValue> arr;         // Array of arrays: elements (see above)
+  std::vector<std::string> strs;      // Array of strings: elements
+  std::vector<uint8_t> raw;           // Array of numbers/bools: (array_size() * elem size) bytes
 
   static MetaValue from_u32(uint32_t v);
   static MetaValue from_i32(int32_t v);
@@ -46,7 +58,20 @@ struct MetaValue {
   static MetaValue from_f32(float v);
   static MetaValue from_bool(bool v);
   static MetaValue from_string(std::string v);
+  // Any element type; elements are moved into the compact store that fits elem.
   static MetaValue from_array(MetaType elem, std::vector<MetaValue> values);
+  static MetaValue from_strings(std::vector<std::string> values);
+  static MetaValue from_i32s(const std::vector<int32_t>& values);
+  static MetaValue from_f32s(const std::vector<float>& values);
+
+  // Array accessors (k < array_size()). element() builds element k as a standalone MetaValue;
+  // str_at / int_at / float_at avoid that for the common flat cases. int_at and float_at mirror
+  // as_int / as_double of the element (nullopt for strings, arrays, bools, u64 > INT64_MAX).
+  size_t array_size() const;
+  MetaValue element(size_t k) const;
+  const std::string& str_at(size_t k) const { return strs[k]; }  // elem_type String only
+  std::optional<int64_t> int_at(size_t k) const;
+  std::optional<double> float_at(size_t k) const;
 
   bool is_integer() const;
   bool is_float() const { return type == MetaType::F32 || type == MetaType::F64; }

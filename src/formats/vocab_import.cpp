@@ -46,25 +46,6 @@ bool valid_utf8(const std::string& s) {
   return true;
 }
 
-MetaValue string_array(const std::vector<std::string>& v) {
-  std::vector<MetaValue> out;
-  out.reserve(v.size());
-  for (const auto& s : v) out.push_back(MetaValue::from_string(s));
-  return MetaValue::from_array(MetaType::String, std::move(out));
-}
-MetaValue i32_array(const std::vector<int32_t>& v) {
-  std::vector<MetaValue> out;
-  out.reserve(v.size());
-  for (int32_t x : v) out.push_back(MetaValue::from_i32(x));
-  return MetaValue::from_array(MetaType::I32, std::move(out));
-}
-MetaValue f32_array(const std::vector<float>& v) {
-  std::vector<MetaValue> out;
-  out.reserve(v.size());
-  for (float x : v) out.push_back(MetaValue::from_f32(x));
-  return MetaValue::from_array(MetaType::F32, std::move(out));
-}
-
 // ---- llama2.c ------------------------------------------------------------------------------
 
 Status import_llama2c(const std::string& path, int64_t n_vocab, Metadata& meta) {
@@ -137,9 +118,9 @@ Status import_llama2c(const std::string& path, int64_t n_vocab, Metadata& meta) 
   if (tokens.size() < 3) return Status::error(path + ": only " + std::to_string(tokens.size()) + " tokens");
   meta["tokenizer.ggml.model"] = MetaValue::from_string("llama");
   meta["tokenizer.ggml.pre"] = MetaValue::from_string("default");
-  meta["tokenizer.ggml.tokens"] = string_array(tokens);
-  meta["tokenizer.ggml.scores"] = f32_array(scores);
-  meta["tokenizer.ggml.token_type"] = i32_array(types);
+  meta["tokenizer.ggml.tokens"] = MetaValue::from_strings(std::move(tokens));
+  meta["tokenizer.ggml.scores"] = MetaValue::from_f32s(scores);
+  meta["tokenizer.ggml.token_type"] = MetaValue::from_i32s(types);
   meta["tokenizer.ggml.unknown_token_id"] = MetaValue::from_u32(0);
   meta["tokenizer.ggml.bos_token_id"] = MetaValue::from_u32(1);
   meta["tokenizer.ggml.eos_token_id"] = MetaValue::from_u32(2);
@@ -409,7 +390,7 @@ Status import_hf(const std::string& dir, Metadata& meta) {
     }
     meta["tokenizer.ggml.model"] = MetaValue::from_string("llama");
     meta["tokenizer.ggml.pre"] = MetaValue::from_string("default");
-    meta["tokenizer.ggml.scores"] = f32_array(scores);
+    meta["tokenizer.ggml.scores"] = MetaValue::from_f32s(scores);
     meta["tokenizer.ggml.add_space_prefix"] = MetaValue::from_bool(prepend_space);
   } else {
     std::string why;
@@ -417,12 +398,12 @@ Status import_hf(const std::string& dir, Metadata& meta) {
     if (pre_name.empty()) return Status::error(tok_path + ": pre_tokenizer: " + why);
     meta["tokenizer.ggml.model"] = MetaValue::from_string("gpt2");
     meta["tokenizer.ggml.pre"] = MetaValue::from_string(pre_name);
-    meta["tokenizer.ggml.merges"] = string_array(merges);
+    meta["tokenizer.ggml.merges"] = MetaValue::from_strings(std::move(merges));
     meta["tokenizer.ggml.ignore_merges"] = MetaValue::from_bool(model.value("ignore_merges", false));
     meta["tokenizer.ggml.add_space_prefix"] = MetaValue::from_bool(false);
   }
-  meta["tokenizer.ggml.tokens"] = string_array(tokens);
-  meta["tokenizer.ggml.token_type"] = i32_array(types);
+  meta["tokenizer.ggml.tokens"] = MetaValue::from_strings(std::move(tokens));
+  meta["tokenizer.ggml.token_type"] = MetaValue::from_i32s(types);
   auto set_id = [&](const char* key, int64_t id) {
     if (id >= 0) meta[key] = MetaValue::from_u32(uint32_t(id));
   };

@@ -29,13 +29,14 @@ class BpeTokenizer final : public VocabTokenizer {
     const auto* merges = meta::find(m, "tokenizer.ggml.merges");
     if (!merges) return Status::error("tokenizer.ggml.merges: missing (needed by a gpt2 vocab)");
     if (merges->type != formats::MetaType::Array ||
-        (!merges->arr.empty() && merges->elem_type != formats::MetaType::String)) {
+        (merges->array_size() != 0 && (merges->elem_type != formats::MetaType::String ||
+                                      merges->strs.size() != merges->array_size()))) {
       return Status::error("tokenizer.ggml.merges: expected an array of strings");
     }
-    merges_.reserve(merges->arr.size());
+    merges_.reserve(merges->array_size());
     std::string joined;
-    for (size_t r = 0; r < merges->arr.size(); ++r) {
-      const std::string& s = merges->arr[r].s;
+    for (size_t r = 0; r < merges->array_size(); ++r) {
+      const std::string& s = merges->str_at(r);
       size_t sp = s.find(' ', 1);
       if (sp == std::string::npos) {
         return Status::error("tokenizer.ggml.merges[" + std::to_string(r) + "]: '" + s +

@@ -31,12 +31,12 @@ class SpmTokenizer final : public VocabTokenizer {
     const auto* sc = meta::find(m, "tokenizer.ggml.scores");
     scores_.assign(tokens_.size(), 0.0f);
     if (sc) {
-      if (sc->type != formats::MetaType::Array || sc->arr.size() != tokens_.size()) {
+      if (sc->type != formats::MetaType::Array || sc->array_size() != tokens_.size()) {
         return Status::error("tokenizer.ggml.scores: expected an array of " +
                              std::to_string(tokens_.size()) + " floats");
       }
       for (size_t i = 0; i < scores_.size(); ++i) {
-        const auto& v = sc->arr[i];
+        const formats::MetaValue v = sc->element(i);
         int64_t x = 0;
         if (v.type == formats::MetaType::F32 || v.type == formats::MetaType::F64) {
           scores_[i] = float(v.f);

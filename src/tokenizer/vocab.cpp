@@ -80,29 +80,32 @@ Status VocabTokenizer::load_common(const formats::Metadata& m, bool spm) {
   if (toks->type != MetaType::Array || toks->elem_type != MetaType::String) {
     return Status::error("tokenizer.ggml.tokens: expected an array of strings");
   }
-  if (toks->arr.empty()) return Status::error("tokenizer.ggml.tokens: empty vocabulary");
-  if (toks->arr.size() > size_t(INT32_MAX)) return Status::error("tokenizer.ggml.tokens: too many");
-  const size_t n = toks->arr.size();
+  const size_t n = toks->array_size();
+  if (n == 0) return Status::error("tokenizer.ggml.tokens: empty vocabulary");
+  if (n > size_t(INT32_MAX)) return Status::error("tokenizer.ggml.tokens: too many");
+  if (toks->strs.size() != n) {  // built by from_array() with mixed element types
+    for (size_t i = 0; i < n; ++i)
+      if (toks->element(i).type != MetaType::String)
+        return Status::error("tokenizer.ggml.tokens[" + std::to_string(i) + "]: not a string");
+    return Status::error("tokenizer.ggml.tokens: expected an array of strings");
+  }
   tokens_.resize(n);
   token_to_id_.reserve(n);
   for (size_t i = 0; i < n; ++i) {
-    if (toks->arr[i].type != MetaType::String) {
-      return Status::error("tokenizer.ggml.tokens[" + std::to_string(i) + "]: not a string");
-    }
-    tokens_[i] = toks->arr[i].s;
+    tokens_[i] = toks->str_at(i);
     // The first id wins when a text repeats (llama.cpp keeps the first as well).
     token_to_id_.emplace(tokens_[i], int32_t(i));
   }
 
   types_.assign(n, kTokNormal);
   if (const auto* tt = meta::find(m, "tokenizer.ggml.token_type")) {
-    if (tt->type != MetaType::Array || tt->arr.size() != n) {
+    if (tt->type != MetaType::Array || tt->array_size() != n) {
       return Status::error("tokenizer.ggml.token_type: expected an array of " + std::to_string(n) +
                            " integers");
     }
     for (size_t i = 0; i < n; ++i) {
       int64_t t = 0;
-      if (!meta::as_int(tt->arr[i], &t) || t < 0 || t > kTokByte) {
+      if (!meta::as_int(tt->element(i), &t) || t < 0 || t > kTokByte) {
         return Status::error("tokenizer.ggml.token_type[" + std::to_string(i) +
                              "]: expected a token type 0..6");
       }

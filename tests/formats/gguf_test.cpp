@@ -20,9 +20,9 @@ bool meta_equal(const MetaValue& a, const MetaValue& b) {
     case MetaType::I8: case MetaType::I16: case MetaType::I32: case MetaType::I64:
       return a.i == b.i;
     case MetaType::Array:
-      if (a.elem_type != b.elem_type || a.arr.size() != b.arr.size()) return false;
-      for (size_t k = 0; k < a.arr.size(); ++k)
-        if (!meta_equal(a.arr[k], b.arr[k])) return false;
+      if (a.elem_type != b.elem_type || a.array_size() != b.array_size()) return false;
+      for (size_t k = 0; k < a.array_size(); ++k)
+        if (!meta_equal(a.element(k), b.element(k))) return false;
       return true;
     default: return a.u == b.u;
   }
@@ -133,7 +133,7 @@ TEST(Gguf, RoundTripEveryTypeAndNestedArrays) {
     EXPECT_EQ(uintptr_t(t.data) % 32, 0u) << t.name;
   }
   EXPECT_EQ((*mf)->find("blk.0.attn_q.weight")->nbytes, 136u);
-  EXPECT_EQ((*mf)->get("t.nested")->arr[1].arr[0].arr[0].s, "deep");
+  EXPECT_EQ((*mf)->get("t.nested")->arr[1].arr[0].str_at(0), "deep");
   EXPECT_EQ((*mf)->get("t.string")->s.size(), 8u);
 }
 
@@ -330,9 +330,9 @@ TEST(Gguf, Stories260KReads) {
   EXPECT_EQ(mf.get_string("tokenizer.ggml.model"), "llama");
   const MetaValue* tokens = mf.get("tokenizer.ggml.tokens");
   ASSERT_NE(tokens, nullptr);
-  ASSERT_EQ(tokens->arr.size(), 512u);
-  EXPECT_EQ(tokens->arr[1].s, "<s>");
-  EXPECT_EQ(tokens->arr[3].s, "<0x00>");
+  ASSERT_EQ(tokens->array_size(), 512u);
+  EXPECT_EQ(tokens->str_at(1), "<s>");
+  EXPECT_EQ(tokens->str_at(3), "<0x00>");
   EXPECT_EQ(mf.get("tokenizer.ggml.token_type")->elem_type, MetaType::I32);
   EXPECT_EQ(mf.tensors.size(), 48u);  // 3 global + 5 layers x 9
   const TensorInfo* q = mf.find("blk.0.attn_k.weight");

@@ -35,7 +35,38 @@ TEST(MetaValue, ToString) {
   auto nested = MetaValue::from_array(
       MetaType::Array, {MetaValue::from_array(MetaType::String, {MetaValue::from_string("x")})});
   EXPECT_EQ(nested.to_string(), "[[\"x\"]]");
+  EXPECT_EQ(MetaValue::from_strings({"a", "b"}).to_string(), "[\"a\", \"b\"]");
+  EXPECT_EQ(MetaValue::from_f32s({0.5f, -2.0f}).to_string(), "[0.5, -2]");
   EXPECT_STREQ(meta_type_name(MetaType::F64), "f64");
+}
+
+TEST(MetaValue, CompactArrays) {
+  // from_array picks the compact store; the typed constructors give the same value.
+  auto ints = MetaValue::from_array(MetaType::I32, {MetaValue::from_i32(-7), MetaValue::from_i32(3)});
+  EXPECT_TRUE(ints.arr.empty());
+  EXPECT_EQ(ints.raw, MetaValue::from_i32s({-7, 3}).raw);
+  ASSERT_EQ(ints.array_size(), 2u);
+  EXPECT_EQ(ints.int_at(0), -7);
+  EXPECT_EQ(ints.float_at(1), 3.0);
+  EXPECT_EQ(ints.element(0).type, MetaType::I32);
+  auto strs = MetaValue::from_array(MetaType::String, {MetaValue::from_string("x")});
+  EXPECT_EQ(strs.strs, std::vector<std::string>{"x"});
+  EXPECT_EQ(strs.str_at(0), "x");
+  EXPECT_EQ(strs.int_at(0), std::nullopt);
+  auto big = MetaValue::from_array(MetaType::U64, {MetaValue::from_u64(~uint64_t(0))});
+  EXPECT_EQ(big.int_at(0), std::nullopt);
+  EXPECT_EQ(big.element(0).u, ~uint64_t(0));
+  auto bools = MetaValue::from_array(MetaType::Bool, {MetaValue::from_bool(true)});
+  EXPECT_EQ(bools.int_at(0), std::nullopt);
+  EXPECT_EQ(bools.element(0).u, 1u);
+  auto floats = MetaValue::from_f32s({0.25f});
+  EXPECT_EQ(floats.float_at(0), 0.25);
+  EXPECT_EQ(floats.int_at(0), std::nullopt);
+  // Mixed element types stay as MetaValues so the writer can name the bad element.
+  auto mixed = MetaValue::from_array(MetaType::U32, {MetaValue::from_string("oops")});
+  EXPECT_EQ(mixed.arr.size(), 1u);
+  EXPECT_EQ(mixed.array_size(), 1u);
+  EXPECT_EQ(MetaValue::from_u32(5).array_size(), 0u);
 }
 
 TEST(ModelFile, TypedLookups) {

@@ -82,7 +82,7 @@ TEST(OpenModel, Stories260KWithTokenizer) {
   EXPECT_EQ(*(*r)->get_int("llama.block_count").value(), 5);
   const MetaValue* tokens = (*r)->get("tokenizer.ggml.tokens");
   ASSERT_NE(tokens, nullptr) << "tokenizer not imported";
-  EXPECT_EQ(tokens->arr.size(), 512u);
+  EXPECT_EQ(tokens->array_size(), 512u);
   EXPECT_EQ((*r)->get_string("tokenizer.ggml.model"), "llama");
 
   auto g = open_model(test::shared_path("models/stories260K/stories260K.gguf"));

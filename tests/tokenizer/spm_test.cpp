@@ -96,13 +96,14 @@ TEST(SpmTokenizer, Llama2cTokenizerMatchesGgufVocab) {
   ASSERT_TRUE(mf.ok()) << mf.status().message();
   const auto& g = (*mf)->meta;
   for (const char* key : {"tokenizer.ggml.tokens", "tokenizer.ggml.scores", "tokenizer.ggml.token_type"}) {
-    const auto& a = meta.at(key).arr;
-    const auto& b = g.at(key).arr;
-    ASSERT_EQ(a.size(), b.size()) << key;
-    for (size_t i = 0; i < a.size(); ++i) {
-      EXPECT_EQ(a[i].s, b[i].s) << key << "[" << i << "]";
-      EXPECT_EQ(a[i].f, b[i].f) << key << "[" << i << "]";
-      EXPECT_EQ(a[i].as_int(), b[i].as_int()) << key << "[" << i << "]";
+    const auto& a = meta.at(key);
+    const auto& b = g.at(key);
+    ASSERT_EQ(a.array_size(), b.array_size()) << key;
+    for (size_t i = 0; i < a.array_size(); ++i) {
+      const formats::MetaValue ai = a.element(i), bi = b.element(i);
+      EXPECT_EQ(ai.s, bi.s) << key << "[" << i << "]";
+      EXPECT_EQ(ai.f, bi.f) << key << "[" << i << "]";
+      EXPECT_EQ(ai.as_int(), bi.as_int()) << key << "[" << i << "]";
     }
   }
 }
@@ -141,11 +142,11 @@ TEST(SpmTokenizer, Llama2TokenizerBinMatchesGguf) {
   ASSERT_TRUE(st.is_ok()) << st.message();
   auto mf = formats::read_gguf(shared_path(kSpmGguf));
   ASSERT_TRUE(mf.ok());
-  const auto& a = meta.at("tokenizer.ggml.tokens").arr;
-  const auto& b = (*mf)->meta.at("tokenizer.ggml.tokens").arr;
-  ASSERT_EQ(a.size(), b.size());
+  const auto& a = meta.at("tokenizer.ggml.tokens");
+  const auto& b = (*mf)->meta.at("tokenizer.ggml.tokens");
+  ASSERT_EQ(a.array_size(), b.array_size());
   size_t diff = 0;
-  for (size_t i = 0; i < a.size(); ++i) diff += a[i].s != b[i].s;
+  for (size_t i = 0; i < a.array_size(); ++i) diff += a.str_at(i) != b.str_at(i);
   EXPECT_EQ(diff, 0u);
 }
 

@@ -111,9 +111,29 @@ Status GgufParser::read_value(MetaType type, MetaValue& out, int depth, const st
       if (count > kGgufMaxMetaValues - n_values_)
         return error(what + ": array of " + std::to_string(count) + " values exceeds the limit of " +
                      std::to_string(kGgufMaxMetaValues) + " metadata values in total");
-      out.arr.resize(size_t(count));
-      for (uint64_t k = 0; k < count; ++k)
-        EG_TRY(read_value(out.elem_type, out.arr[k], depth + 1, what));
+      if (out.elem_type == MetaType::Array) {
+        out.arr.resize(size_t(count));
+        for (uint64_t k = 0; k < count; ++k)
+          EG_TRY(read_value(out.elem_type, out.arr[k], depth + 1, what));
+        return Status::ok();
+      }
+      // Flat arrays go to the compact stores (see MetaValue); the checks above already cap count.
+      n_values_ += count;
+      if (out.elem_type == MetaType::String) {
+        out.strs.resize(size_t(count));
+        for (uint64_t k = 0; k < count; ++k) EG_TRY(read_string(out.strs[k], what));
+        return Status::ok();
+      }
+      // Fixed-size elements: min_bytes is their size, so count * min_bytes bytes remain.
+      const size_t nbytes = size_t(count * min_bytes);
+      out.raw.assign(r_.here(), r_.here() + nbytes);
+      if (out.elem_type == MetaType::Bool) {
+        for (size_t k = 0; k < nbytes; ++k)
+          if (out.raw[k] > 1)
+            return error(what + ": bool value " + std::to_string(out.raw[k]) + " at byte " +
+                         std::to_string(r_.pos() + k) + " is neither 0 nor 1");
+      }
+      r_.skip(nbytes);
       return Status::ok();
     }
   }

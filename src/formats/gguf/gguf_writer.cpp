@@ -41,13 +41,29 @@ Status put_value(std::string& out, const MetaValue& v, const std::string& key, i
       if (v.elem_type == MetaType::Array && depth + 1 >= kGgufMaxArrayDepth)
         return Status::error("metadata '" + key + "': arrays nested too deeply");
       put<uint32_t>(out, uint32_t(v.elem_type));
-      put<uint64_t>(out, v.arr.size());
-      for (const MetaValue& e : v.arr) {
-        if (e.type != v.elem_type)
+      put<uint64_t>(out, v.array_size());
+      if (v.elem_type == MetaType::Array || !v.arr.empty()) {
+        for (const MetaValue& e : v.arr) {
+          if (e.type != v.elem_type)
+            return Status::error("metadata '" + key + "': array of " +
+                                 meta_type_name(v.elem_type) + " holds a " +
+                                 meta_type_name(e.type) + " element");
+          EG_TRY(put_value(out, e, key, depth + 1));
+        }
+      } else if (v.elem_type == MetaType::String) {
+        if (!v.raw.empty())
+          return Status::error("metadata '" + key + "': array of strings holds raw bytes");
+        for (const std::string& s : v.strs) put_string(out, s);
+      } else {
+        const size_t size = meta_type_size(v.elem_type);
+        if (size == 0 || !v.strs.empty() || v.raw.size() % size != 0)
           return Status::error("metadata '" + key + "': array of " +
-                               meta_type_name(v.elem_type) + " holds a " +
-                               meta_type_name(e.type) + " element");
-        EG_TRY(put_value(out, e, key, depth + 1));
+                               meta_type_name(v.elem_type) + " has malformed storage");
+        if (v.elem_type == MetaType::Bool) {
+          for (uint8_t b : v.raw) put<uint8_t>(out, b ? 1 : 0);
+        } else {
+          out.append(reinterpret_cast<const char*>(v.raw.data()), v.raw.size());
+        }
       }
       break;
     default:
