@@ -3,6 +3,7 @@
 // always kept), so a long chat keeps going instead of failing when the context fills.
 #pragma once
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "core/status.h"
@@ -20,8 +21,9 @@ struct ChatPrompt {
 // more than max_tokens tokens, removes the oldest message after an optional system message.
 // `messages` is trimmed in place to what was rendered. Fails, leaving `messages` unchanged, when
 // even the system message plus the latest message do not fit.
+// default_system: see tokenizer::apply_chat_template.
 Result<ChatPrompt> build_chat_prompt(const tokenizer::Tokenizer& tok, tokenizer::ChatTemplate tmpl,
                                      std::vector<tokenizer::ChatMessage>& messages,
-                                     int64_t max_tokens);
+                                     int64_t max_tokens, const std::string& default_system = "");
 
 }  // namespace edgeglm::runtime

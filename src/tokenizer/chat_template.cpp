@@ -174,14 +174,29 @@ Result<ChatTemplate> detect_chat_template(std::string_view src) {
                        "--chat-template (" + names_list() + ")");
 }
 
+std::string default_system_prompt(std::string_view src) {
+  constexpr std::string_view kOpen = "<|im_start|>system\n", kClose = "<|im_end|>";
+  for (size_t at = src.find(kOpen); at != std::string_view::npos; at = src.find(kOpen, at + 1)) {
+    const size_t begin = at + kOpen.size();
+    const size_t end = src.find(kClose, begin);
+    if (end == std::string_view::npos) break;
+    const std::string_view text = src.substr(begin, end - begin);
+    // A literal prompt: no Jinja expression, statement or string boundary inside.
+    if (!text.empty() && text.find_first_of("{}'\"") == std::string_view::npos)
+      return std::string(text);
+  }
+  return "";
+}
+
 std::string apply_chat_template(ChatTemplate t, const std::vector<ChatMessage>& messages,
                                 bool add_assistant_prompt, const std::string& bos_text,
-                                const std::string& eos_text) {
+                                const std::string& eos_text, const std::string& default_system) {
+  const char* system = default_system.empty() ? nullptr : default_system.c_str();
   switch (t) {
     case ChatTemplate::kChatML:
-      return render_chatml(messages, add_assistant_prompt, nullptr);
+      return render_chatml(messages, add_assistant_prompt, system);
     case ChatTemplate::kSmolLm:
-      return render_chatml(messages, add_assistant_prompt, kSmolLmSystem);
+      return render_chatml(messages, add_assistant_prompt, system ? system : kSmolLmSystem);
     case ChatTemplate::kLlama2:
       return render_llama2(messages, bos_text, eos_text);
     case ChatTemplate::kLlama3:

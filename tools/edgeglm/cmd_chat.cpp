@@ -27,11 +27,14 @@ int run(const ChatArgs& a) {
   if (!loaded.ok()) return fail(loaded.status());
   const tokenizer::Tokenizer& tok = *loaded->tokenizer;
   Result<tokenizer::ChatTemplate> tmpl = Status::error("unset");
+  std::string default_system;  // the model template's own, when it has one
   if (!a.template_name.empty()) {
     tmpl = tokenizer::chat_template_from_name(a.template_name);
   } else {
-    tmpl = tokenizer::detect_chat_template(
-        loaded->model->file().get_string("tokenizer.chat_template").value_or(""));
+    const std::string src =
+        loaded->model->file().get_string("tokenizer.chat_template").value_or("");
+    tmpl = tokenizer::detect_chat_template(src);
+    default_system = tokenizer::default_system_prompt(src);
   }
   if (!tmpl.ok()) return fail(tmpl.status().with_context(a.model.model));
 
@@ -65,7 +68,8 @@ int run(const ChatArgs& a) {
     messages.push_back({"user", line});
     // The prompt leaves room for an answer: the lesser of -n and a quarter of the context.
     const int64_t answer_room = std::min<int64_t>(a.n, a.model.ctx / 4);
-    auto prompt = runtime::build_chat_prompt(tok, *tmpl, messages, a.model.ctx - answer_room);
+    auto prompt = runtime::build_chat_prompt(tok, *tmpl, messages, a.model.ctx - answer_room,
+                                             default_system);
     if (!prompt.ok()) {
       std::fprintf(stderr, "edgeglm: %s; message not sent\n", prompt.status().message().c_str());
       messages.pop_back();
