@@ -2,6 +2,8 @@
 // metadata (the keys and conventions llama.cpp's converters write).
 #include "formats/vocab_import.h"
 
+#include "core/utf8.h"
+
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
@@ -26,25 +28,6 @@ bool is_byte_token(const std::string& t) {
   return t.size() == 6 && t.compare(0, 3, "<0x") == 0 && hex(t[3]) && hex(t[4]) && t[5] == '>';
 }
 
-// Strict UTF-8 check (no overlongs, no surrogates).
-bool valid_utf8(const std::string& s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    auto b = uint8_t(s[i]);
-    size_t n = b < 0x80 ? 1 : (b & 0xE0) == 0xC0 ? 2 : (b & 0xF0) == 0xE0 ? 3 : (b & 0xF8) == 0xF0 ? 4 : 0;
-    if (n == 0 || i + n > s.size()) return false;
-    uint32_t cp = n == 1 ? b : n == 2 ? (b & 0x1F) : n == 3 ? (b & 0x0F) : (b & 0x07);
-    for (size_t k = 1; k < n; ++k) {
-      auto c = uint8_t(s[i + k]);
-      if ((c & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (c & 0x3F);
-    }
-    static constexpr uint32_t kMin[5] = {0, 0, 0x80, 0x800, 0x10000};
-    if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
-    i += n;
-  }
-  return true;
-}
 
 // ---- llama2.c ------------------------------------------------------------------------------
 
@@ -98,7 +81,7 @@ Status import_llama2c(const std::string& path, int64_t n_vocab, Metadata& meta) 
     } else if (is_byte_token(text)) {
       type = kTypeByte;
     } else {
-      if (!valid_utf8(text)) {
+      if (!utf8_valid(text)) {
         return Status::error(path + ": token " + std::to_string(i) + " is not valid UTF-8");
       }
       std::string esc;
@@ -327,7 +310,7 @@ Status import_hf(const std::string& dir, Metadata& meta) {
 
   for (size_t i = 0; i < tokens.size(); ++i) {
     if (types[i] == kTypeNormal && spm && is_byte_token(tokens[i])) types[i] = kTypeByte;
-    if (!valid_utf8(tokens[i]))
+    if (!utf8_valid(tokens[i]))
       return Status::error(tok_path + ": token " + std::to_string(i) + " is not valid UTF-8");
   }
 

@@ -1,5 +1,7 @@
 #include "tokenizer/unicode.h"
 
+#include "core/utf8.h"
+
 #include <algorithm>
 #include <array>
 
@@ -60,33 +62,13 @@ size_t utf8_seq_len(uint8_t lead) {
 }
 
 uint32_t decode_utf8(std::string_view text, size_t pos, size_t* len) {
-  const auto b0 = uint8_t(text[pos]);
-  *len = 1;
-  if (b0 < 0x80) return b0;
-  size_t n = utf8_seq_len(b0);
-  if (n == 1 || pos + n > text.size()) return kReplacementChar;
-  uint32_t cp = n == 2 ? (b0 & 0x1F) : n == 3 ? (b0 & 0x0F) : (b0 & 0x07);
-  for (size_t k = 1; k < n; ++k) {
-    auto b = uint8_t(text[pos + k]);
-    if ((b & 0xC0) != 0x80) return kReplacementChar;
-    cp = (cp << 6) | (b & 0x3F);
+  uint32_t cp;
+  *len = utf8_decode(text, pos, &cp);
+  if (*len == 0) {
+    *len = 1;
+    return kReplacementChar;
   }
-  // Overlong forms, surrogates and out-of-range values are malformed.
-  static constexpr uint32_t kMin[5] = {0, 0, 0x80, 0x800, 0x10000};
-  if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return kReplacementChar;
-  *len = n;
   return cp;
-}
-
-bool is_valid_utf8(std::string_view text) {
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t len = 0;
-    uint32_t cp = decode_utf8(text, pos, &len);
-    if (cp == kReplacementChar && !(len == 3 && text.substr(pos, 3) == "\xEF\xBF\xBD")) return false;
-    pos += len;
-  }
-  return true;
 }
 
 void append_utf8(std::string& out, uint32_t cp) {

@@ -30,7 +30,6 @@ constexpr uint32_t kReplacementChar = 0xFFFD;
 // or truncated sequence consumes one byte and yields U+FFFD.
 uint32_t decode_utf8(std::string_view text, size_t pos, size_t* len);
 void append_utf8(std::string& out, uint32_t cp);
-bool is_valid_utf8(std::string_view text);
 // Length of the UTF-8 sequence that a lead byte announces (1 for continuation / invalid bytes).
 size_t utf8_seq_len(uint8_t lead);
 

@@ -79,3 +79,21 @@ TEST(Arena, AlignsAndCounts) {
   EXPECT_EQ(reinterpret_cast<uintptr_t>(q) % Arena::kAlign, 0u);
   EXPECT_EQ(a.used(), 128u);
 }
+
+#include "core/utf8.h"
+
+TEST(Utf8, StrictDecoding) {
+  uint32_t cp = 0;
+  EXPECT_EQ(utf8_decode("\xF0\x9F\x98\x80", 0, &cp), 4u);
+  EXPECT_EQ(cp, 0x1F600u);
+  EXPECT_EQ(utf8_decode("a\xC3\xA9", 1, &cp), 2u);
+  EXPECT_EQ(cp, 0xE9u);
+  EXPECT_EQ(utf8_decode("\xC0\xAF", 0, &cp), 0u);          // overlong '/'
+  EXPECT_EQ(utf8_decode("\xED\xA0\x80", 0, &cp), 0u);      // surrogate U+D800
+  EXPECT_EQ(utf8_decode("\xF4\x90\x80\x80", 0, &cp), 0u);  // above U+10FFFF
+  EXPECT_EQ(utf8_decode("\xE2\x82", 0, &cp), 0u);          // truncated
+  EXPECT_EQ(utf8_decode("\x80", 0, &cp), 0u);              // stray continuation
+  EXPECT_TRUE(utf8_valid("caf\xC3\xA9 \xE2\x82\xAC"));
+  EXPECT_TRUE(utf8_valid(""));
+  EXPECT_FALSE(utf8_valid("ok\xFF"));
+}

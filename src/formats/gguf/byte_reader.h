@@ -9,6 +9,8 @@
 #include <string>
 #include <type_traits>
 
+#include "core/utf8.h"  // utf8_valid, for the parsers that include this cursor
+
 namespace edgeglm::formats {
 
 static_assert(std::endian::native == std::endian::little,
@@ -49,43 +51,6 @@ class ByteReader {
   size_t pos_ = 0;
 };
 
-// True when s is well-formed UTF-8 (no overlongs, no surrogates, <= U+10FFFF).
-inline bool valid_utf8(const std::string& s) {
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  const size_t n = s.size();
-  size_t k = 0;
-  while (k < n) {
-    const unsigned char c = p[k];
-    if (c < 0x80) {
-      ++k;
-      continue;
-    }
-    size_t len;
-    uint32_t cp;
-    if ((c & 0xe0) == 0xc0) {
-      len = 2;
-      cp = c & 0x1f;
-    } else if ((c & 0xf0) == 0xe0) {
-      len = 3;
-      cp = c & 0x0f;
-    } else if ((c & 0xf8) == 0xf0) {
-      len = 4;
-      cp = c & 0x07;
-    } else {
-      return false;
-    }
-    if (n - k < len) return false;
-    for (size_t j = 1; j < len; ++j) {
-      if ((p[k + j] & 0xc0) != 0x80) return false;
-      cp = (cp << 6) | (p[k + j] & 0x3f);
-    }
-    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-        cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-      return false;
-    k += len;
-  }
-  return true;
-}
 
 // a * b, or false on uint64 overflow.
 inline bool checked_mul(uint64_t a, uint64_t b, uint64_t& out) {

@@ -175,7 +175,7 @@ Status GgufParser::read_metadata(ModelFile& mf) {
     if (key.size() > kGgufMaxKeyBytes)
       return error("metadata key " + std::to_string(k) + " is " + std::to_string(key.size()) +
                    " bytes long (at most " + std::to_string(kGgufMaxKeyBytes) + ")");
-    if (!valid_utf8(key))
+    if (!utf8_valid(key))
       return error("metadata key " + std::to_string(k) + " is not valid UTF-8");
     if (mf.meta.count(key)) return error("duplicate metadata key '" + key + "'");
     uint32_t type = 0;
@@ -212,7 +212,7 @@ Status GgufParser::read_tensor_infos(ModelFile& mf) {
     if (t.name.size() > kGgufMaxNameBytes)
       return error(idx + " name is " + std::to_string(t.name.size()) + " bytes long (at most " +
                    std::to_string(kGgufMaxNameBytes) + ")");
-    if (!valid_utf8(t.name)) return error(idx + " name is not valid UTF-8");
+    if (!utf8_valid(t.name)) return error(idx + " name is not valid UTF-8");
     if (!names.insert(t.name).second) return error("duplicate tensor name '" + t.name + "'");
     const std::string what = "tensor '" + t.name + "'";
     uint32_t n_dims = 0;

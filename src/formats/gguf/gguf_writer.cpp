@@ -194,7 +194,7 @@ Status serialize_gguf_header(const Metadata& meta, const std::vector<TensorInfo>
   put<uint64_t>(out, tensors.size());
   put<uint64_t>(out, meta.size());
   for (const auto& [key, value] : meta) {
-    if (key.empty() || key.size() > kGgufMaxKeyBytes || !valid_utf8(key))
+    if (key.empty() || key.size() > kGgufMaxKeyBytes || !utf8_valid(key))
       return Status::error("metadata key '" + key + "' is empty, too long or not UTF-8");
     put_string(out, key);
     put<uint32_t>(out, uint32_t(value.type));
