@@ -34,8 +34,8 @@ Result<PerplexityResult> perplexity(const model::Model& model, const tokenizer::
   // each text token is predicted once: after a BOS, or after the previous chunk's last token.
   const int64_t stride = full ? n_ctx - 1 : n_ctx;
   const int64_t span = full && use_bos ? n_ctx - 1 : n_ctx;  // text tokens a chunk reads
-  int64_t n_chunks = int64_t(tokens.size()) >= span ? (int64_t(tokens.size()) - span) / stride + 1 : 0;
-  if (!full) n_chunks = int64_t(tokens.size()) / n_ctx;
+  const int64_t n_tokens = int64_t(tokens.size());
+  int64_t n_chunks = n_tokens >= span ? (n_tokens - span) / stride + 1 : 0;
   if (opts.max_chunks >= 0 && opts.max_chunks < n_chunks) n_chunks = opts.max_chunks;
   if (n_chunks < 1)
     return Status::error("perplexity: the text has " + std::to_string(tokens.size()) +

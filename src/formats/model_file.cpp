@@ -258,6 +258,12 @@ std::string MetaValue::to_string(size_t max_array_items) const {
   }
 }
 
+std::string TensorInfo::shape_string() const {
+  std::string r = "[";
+  for (size_t i = 0; i < shape.size(); ++i) r += (i ? ", " : "") + std::to_string(shape[i]);
+  return r + "]";
+}
+
 int64_t TensorInfo::nelements() const {
   int64_t n = 1;
   for (int64_t d : shape) n *= d;

@@ -92,6 +92,7 @@ struct TensorInfo {
   const uint8_t* data = nullptr;
 
   int64_t nelements() const;
+  std::string shape_string() const;  // "[ne0, ne1, ...]" as stored
   TensorView view() const;  // contiguous view; const data is exposed as void* for kernels
 };
 

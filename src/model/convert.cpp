@@ -26,11 +26,6 @@ void permute_rows_for_interleaved_rope(const uint8_t* src, uint8_t* dst, int64_t
       }
 }
 
-bool ends_with(const std::string& s, const char* suffix) {
-  const size_t n = std::strlen(suffix);
-  return s.size() >= n && s.compare(s.size() - n, n, suffix) == 0;
-}
-
 }  // namespace
 
 Status convert_to_gguf(const formats::ModelFile& in, const std::string& out_path,
@@ -76,26 +71,30 @@ Status convert_to_gguf(const formats::ModelFile& in, const std::string& out_path
 
   // Plan the output tensors (types and sizes) first; their data is produced one tensor at a time
   // while the file is written, so converting needs memory for one tensor, not for the model.
+  struct Plan {
+    bool rewrite = false;         // bytes differ from the input (new type or permuted rows)
+    int64_t permute_heads = 0;    // > 0: q/k rows to reorder for interleaved RoPE, per head
+  };
   std::vector<formats::TensorInfo> out;
-  std::vector<bool> transform;  // tensor needs conversion or q/k permutation
+  std::vector<Plan> plan;
   out.reserve(in.tensors.size() + 1);
   for (const formats::TensorInfo& t : in.tensors) {
     formats::TensorInfo o = t;
     const bool is_float = t.dtype == DType::F32 || t.dtype == DType::F16 || t.dtype == DType::BF16;
-    const bool is_matrix = t.shape.size() == 2 && ends_with(t.name, ".weight");
+    const bool is_matrix = t.shape.size() == 2 && t.name.ends_with(".weight");
     o.dtype = !is_float ? t.dtype : is_matrix ? opts.matrix_type : DType::F32;
-    const bool permute = permute_qk && (ends_with(t.name, ".attn_q.weight") ||
-                                        ends_with(t.name, ".attn_k.weight"));
-    if (permute) {
-      const int64_t heads = ends_with(t.name, ".attn_q.weight") ? cfg.n_head : cfg.n_head_kv;
-      if (t.nelements() / t.shape[0] != heads * cfg.head_dim)
-        return Status::error(in.path + ": tensor '" + t.name + "' has " +
-                             std::to_string(t.nelements() / t.shape[0]) + " rows, expected " +
-                             std::to_string(heads * cfg.head_dim));
+    Plan p;
+    if (permute_qk && (t.name.ends_with(".attn_q.weight") || t.name.ends_with(".attn_k.weight"))) {
+      p.permute_heads = t.name.ends_with(".attn_q.weight") ? cfg.n_head : cfg.n_head_kv;
+      const int64_t rows = t.nelements() / t.shape[0];
+      if (rows != p.permute_heads * cfg.head_dim)
+        return Status::error(in.path + ": tensor '" + t.name + "' has " + std::to_string(rows) +
+                             " rows, expected " + std::to_string(p.permute_heads * cfg.head_dim));
     }
     o.nbytes = dtype_row_bytes(o.dtype, t.shape[0]) * uint64_t(t.nelements() / t.shape[0]);
     o.data = nullptr;
-    transform.push_back(o.dtype != t.dtype || permute);
+    p.rewrite = o.dtype != t.dtype || p.permute_heads > 0;
+    plan.push_back(p);
     out.push_back(std::move(o));
   }
   if (!freq_factors.empty()) {
@@ -113,7 +112,7 @@ Status convert_to_gguf(const formats::ModelFile& in, const std::string& out_path
     if (progress) progress(k + 1, out.size());
     if (k == in.tensors.size()) return reinterpret_cast<const uint8_t*>(freq_factors.data());
     const formats::TensorInfo& t = in.tensors[k];
-    if (!transform[k]) return t.data;
+    if (!plan[k].rewrite) return t.data;
     const DType target = out[k].dtype;
     const int64_t cols = t.shape[0];
     const int64_t rows = t.nelements() / cols;
@@ -130,11 +129,10 @@ Status convert_to_gguf(const formats::ModelFile& in, const std::string& out_path
         quant::quantize_row(target, row.data(), d, cols);
       }
     }
-    const bool is_q = ends_with(t.name, ".attn_q.weight");
-    if (permute_qk && (is_q || ends_with(t.name, ".attn_k.weight"))) {
+    if (plan[k].permute_heads > 0) {
       scratch.resize(converted.size());
-      permute_rows_for_interleaved_rope(converted.data(), scratch.data(),
-                                        is_q ? cfg.n_head : cfg.n_head_kv, cfg.head_dim, dst_row);
+      permute_rows_for_interleaved_rope(converted.data(), scratch.data(), plan[k].permute_heads,
+                                        cfg.head_dim, dst_row);
       return scratch.data();
     }
     return converted.data();

@@ -22,7 +22,7 @@ class Binder {
     if (!t) return err(name, "is missing");
     EG_TRY(check_type(*t));
     if (t->shape.size() != 2 || t->shape[0] != cols || t->shape[1] != rows)
-      return err(name, "has shape " + shape_str(t->shape) + ", expected [" +
+      return err(name, "has shape " + t->shape_string() + ", expected [" +
                            std::to_string(cols) + ", " + std::to_string(rows) + "]");
     return t->view();
   }
@@ -55,11 +55,6 @@ class Binder {
       return err(t.name, std::string("has type ") + dtype_name(t.dtype) +
                              ", which edgeglm cannot compute with");
     return Status::ok();
-  }
-  static std::string shape_str(const std::vector<int64_t>& s) {
-    std::string r = "[";
-    for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
-    return r + "]";
   }
   const formats::ModelFile& file_;
   Weights& w_;

@@ -93,12 +93,9 @@ int run(const InfoArgs& a) {
   if (a.metadata)
     for (const auto& [k, v] : f.meta) std::printf("  %s = %s\n", k.c_str(), v.to_string().c_str());
   if (a.tensors)
-    for (const auto& t : f.tensors) {
-      std::string shape;
-      for (size_t i = 0; i < t.shape.size(); ++i) shape += (i ? ", " : "") + std::to_string(t.shape[i]);
-      std::printf("  %-32s %-5s [%s] %llu bytes\n", t.name.c_str(), dtype_name(t.dtype), shape.c_str(),
-                  (unsigned long long)t.nbytes);
-    }
+    for (const auto& t : f.tensors)
+      std::printf("  %-32s %-5s %s %llu bytes\n", t.name.c_str(), dtype_name(t.dtype),
+                  t.shape_string().c_str(), (unsigned long long)t.nbytes);
   return 0;
 }
 
