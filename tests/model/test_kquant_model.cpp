@@ -10,6 +10,7 @@
 #include "model/model.h"
 #include "quant/quant.h"
 #include "runtime/sampler.h"
+#include "model_test_util.h"
 #include "test_util.h"
 
 using namespace edgeglm;
@@ -97,17 +98,13 @@ std::string write_model(const std::string& file, Mode mode) {
 std::vector<std::vector<float>> run(const std::string& path, const std::vector<int32_t>& ids) {
   auto m = model::Model::load(path);
   EXPECT_TRUE(m.ok()) << m.status().message();
+  if (!m.ok()) return {};
   ThreadPool pool(2);
-  model::ContextOptions co;
-  co.n_ctx = 64;
-  co.n_ubatch = 32;
-  co.all_logits = true;
-  auto ctx = model::Context::create(**m, co, pool);
-  EXPECT_TRUE(ctx.ok());
-  EXPECT_TRUE((*ctx)->decode(ids.data(), int64_t(ids.size()), true).is_ok());
+  auto ctx = test::decode_prompt(**m, ids, pool);
+  if (!ctx) return {};
   std::vector<std::vector<float>> out;
   for (size_t t = 0; t < ids.size(); ++t)
-    out.emplace_back((*ctx)->logits(int64_t(t)), (*ctx)->logits(int64_t(t)) + kVocab);
+    out.emplace_back(ctx->logits(int64_t(t)), ctx->logits(int64_t(t)) + kVocab);
   return out;
 }
 

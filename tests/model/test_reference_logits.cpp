@@ -14,6 +14,7 @@
 #include "model/model.h"
 #include "runtime/sampler.h"
 #include "tokenizer/tokenizer.h"
+#include "model_test_util.h"
 #include "test_util.h"
 
 using namespace edgeglm;
@@ -47,18 +48,13 @@ Reference load_reference(const std::string& dir) {
 
 // Runs the prompt, compares logits, then continues greedily for the reference's length.
 void check_model(const model::Model& m, const Reference& ref, const std::string& label) {
-  ThreadPool pool(2);
-  model::ContextOptions co;
-  co.n_ctx = 64;
-  co.n_ubatch = 32;
-  co.all_logits = true;
-  auto ctx = model::Context::create(m, co, pool);
-  ASSERT_TRUE(ctx.ok()) << ctx.status().message();
   ASSERT_EQ(m.config().n_vocab, ref.n_vocab);
-  ASSERT_TRUE((*ctx)->decode(ref.input_ids.data(), int64_t(ref.input_ids.size()), true).is_ok());
+  ThreadPool pool(2);
+  auto ctx = test::decode_prompt(m, ref.input_ids, pool);
+  ASSERT_TRUE(ctx);
   float max_err = 0;
   for (int64_t t = 0; t < ref.n_tok; ++t) {
-    const float* ours = (*ctx)->logits(t);
+    const float* ours = ctx->logits(t);
     const float* theirs = ref.logits.data() + t * ref.n_vocab;
     for (int64_t v = 0; v < ref.n_vocab; ++v) max_err = std::max(max_err, std::fabs(ours[v] - theirs[v]));
     EXPECT_EQ(runtime::Sampler::argmax(ours, ref.n_vocab), ref.argmax[size_t(t)])
@@ -66,15 +62,8 @@ void check_model(const model::Model& m, const Reference& ref, const std::string&
   }
   EXPECT_LT(max_err, 1e-3f) << label;
   // Greedy continuation, token by token through the KV cache.
-  std::vector<int32_t> gen;
-  int32_t next = runtime::Sampler::argmax((*ctx)->logits(ref.n_tok - 1), ref.n_vocab);
-  for (size_t i = 0; i < ref.generated.size(); ++i) {
-    gen.push_back(next);
-    if (i + 1 == ref.generated.size()) break;
-    ASSERT_TRUE((*ctx)->decode(&next, 1, true).is_ok());
-    next = runtime::Sampler::argmax((*ctx)->logits(0), ref.n_vocab);
-  }
-  EXPECT_EQ(gen, ref.generated) << label;
+  EXPECT_EQ(test::greedy_continuation(*ctx, ref.n_tok, ref.generated.size()), ref.generated)
+      << label;
 }
 
 class ReferenceLogits : public ::testing::TestWithParam<std::string> {};

@@ -11,6 +11,7 @@
 #include "model/model.h"
 #include "runtime/sampler.h"
 #include "tokenizer/tokenizer.h"
+#include "model_test_util.h"
 #include "test_util.h"
 
 using namespace edgeglm;
@@ -38,21 +39,16 @@ TEST(SmolLM2Reference, LogitsArgmaxAndGreedyMatchTransformers) {
   EXPECT_EQ((*tok)->encode(j["prompt_text"].get<std::string>(), false, true), ids);
 
   ThreadPool pool(2);
-  model::ContextOptions co;
-  co.n_ctx = 64;
-  co.n_ubatch = 16;
-  co.all_logits = true;
-  auto ctx = model::Context::create(**m, co, pool);
-  ASSERT_TRUE(ctx.ok());
-  ASSERT_TRUE((*ctx)->decode(ids.data(), int64_t(ids.size()), true).is_ok());
+  auto ctx = test::decode_prompt(**m, ids, pool);
+  ASSERT_TRUE(ctx);
   float max_err = 0;
   for (size_t t = 0; t < ids.size(); ++t) {
-    const float* l = (*ctx)->logits(int64_t(t));
+    const float* l = ctx->logits(int64_t(t));
     EXPECT_EQ(runtime::Sampler::argmax(l, V), argmax[t]) << "position " << t;
     for (size_t k = 0; k < topk_ids[t].size(); ++k)
       max_err = std::max(max_err, std::fabs(l[topk_ids[t][k]] - topk_logits[t][k]));
   }
-  const float* last = (*ctx)->logits(int64_t(ids.size()) - 1);
+  const float* last = ctx->logits(int64_t(ids.size()) - 1);
   for (int64_t v = 0; v < V; ++v) {
     float ref;
     std::memcpy(&ref, last_bin.data() + v * 4, 4);
@@ -61,14 +57,8 @@ TEST(SmolLM2Reference, LogitsArgmaxAndGreedyMatchTransformers) {
   // Logits reach ~36; float32 accumulation order differs from PyTorch's.
   EXPECT_LT(max_err, 5e-3f);
 
-  std::vector<int32_t> gen;
-  int32_t next = runtime::Sampler::argmax(last, V);
-  for (size_t i = 0; i < generated.size(); ++i) {
-    gen.push_back(next);
-    if (i + 1 == generated.size()) break;
-    ASSERT_TRUE((*ctx)->decode(&next, 1, true).is_ok());
-    next = runtime::Sampler::argmax((*ctx)->logits(0), V);
-  }
+  const std::vector<int32_t> gen =
+      test::greedy_continuation(*ctx, int64_t(ids.size()), generated.size());
   EXPECT_EQ(gen, generated);
   EXPECT_EQ((*tok)->decode(std::vector<int32_t>(gen.begin(), gen.begin() + 7)),
             "The capital of France is Paris.");

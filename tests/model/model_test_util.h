@@ -1,0 +1,47 @@
+// Shared steps of the model tests: decode a prompt keeping every position's logits, and continue
+// it greedily through the KV cache.
+#pragma once
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <vector>
+
+#include "model/model.h"
+#include "runtime/sampler.h"
+
+namespace edgeglm::test {
+
+// A context holding the prompt, with the logits of every prompt position (ctx->logits(t)).
+// Null (with a test failure recorded) if the context cannot be made or the decode fails.
+inline std::unique_ptr<model::Context> decode_prompt(const model::Model& m,
+                                                     const std::vector<int32_t>& ids,
+                                                     ThreadPool& pool) {
+  model::ContextOptions co;
+  co.n_ctx = 64;
+  co.n_ubatch = int64_t(ids.size());
+  co.all_logits = true;
+  auto ctx = model::Context::create(m, co, pool);
+  EXPECT_TRUE(ctx.ok()) << ctx.status().message();
+  if (!ctx.ok()) return nullptr;
+  Status st = (*ctx)->decode(ids.data(), int64_t(ids.size()), true);
+  EXPECT_TRUE(st.is_ok()) << st.message();
+  return st.is_ok() ? std::move(ctx).value() : nullptr;
+}
+
+// n greedy tokens after the prompt decoded by decode_prompt (whose last row gives the first).
+inline std::vector<int32_t> greedy_continuation(model::Context& ctx, int64_t prompt_len, size_t n) {
+  const int64_t V = ctx.n_vocab();
+  std::vector<int32_t> gen;
+  int32_t next = runtime::Sampler::argmax(ctx.logits(prompt_len - 1), V);
+  for (size_t i = 0; i < n; ++i) {
+    gen.push_back(next);
+    if (i + 1 == n) break;
+    Status st = ctx.decode(&next, 1, true);
+    EXPECT_TRUE(st.is_ok()) << st.message();
+    if (!st.is_ok()) break;
+    next = runtime::Sampler::argmax(ctx.logits(0), V);
+  }
+  return gen;
+}
+
+}  // namespace edgeglm::test
