@@ -69,8 +69,7 @@ Result<GenerateResult> Session::generate(const std::vector<int32_t>& prompt,
 
   Sampler sampler(ctx_->n_vocab(), opts.sampling);
   TextStream stream(opts.stop);
-  // SentencePiece vocabularies prepend a space to text; the piece right after BOS drops it.
-  bool strip_space = tok_.add_space_prefix() && tokens_.back() == tok_.bos_id();
+  int32_t prev = tokens_.back();
   auto t1 = std::chrono::steady_clock::now();
   res.finish = FinishReason::kMaxTokens;
   for (int32_t i = 0; opts.max_tokens < 0 || i < opts.max_tokens; ++i) {
@@ -80,10 +79,8 @@ Result<GenerateResult> Session::generate(const std::vector<int32_t>& prompt,
       break;
     }
     res.tokens.push_back(id);
-    std::string piece = tok_.token_to_piece(id);
-    if (strip_space && !piece.empty() && piece[0] == ' ') piece.erase(0, 1);
-    strip_space = false;
-    std::string text = stream.push(piece);
+    std::string text = stream.push(tok_.piece_after(prev, id));
+    prev = id;
     if (!text.empty() && on_text && !on_text(text)) {
       res.finish = FinishReason::kCancelled;
       break;

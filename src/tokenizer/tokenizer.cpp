@@ -17,16 +17,21 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::from_metadata(const formats::Metad
                        "' (supported: llama, gpt2)");
 }
 
+std::string Tokenizer::piece_after(int32_t prev, int32_t id, bool render_special) const {
+  std::string piece = token_to_piece(id, render_special);
+  const bool text_start = prev < 0 || prev == bos_id();
+  if (text_start && kind() == VocabKind::kSpm && add_space_prefix() && !piece.empty() &&
+      piece[0] == ' ')
+    piece.erase(0, 1);
+  return piece;
+}
+
 std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool render_special) const {
   std::string out;
-  // SentencePiece's dummy prefix: the space it put before the text is not part of the text.
-  bool strip_space = kind() == VocabKind::kSpm && add_space_prefix();
+  int32_t prev = -1;
   for (int32_t id : ids) {
-    std::string piece = token_to_piece(id, render_special);
-    if (piece.empty()) continue;
-    if (strip_space && piece[0] == ' ') piece.erase(0, 1);
-    strip_space = false;
-    out += piece;
+    out += piece_after(prev, id, render_special);
+    prev = id;
   }
   return out;
 }

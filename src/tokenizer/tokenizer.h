@@ -47,6 +47,10 @@ class Tokenizer {
   // only when render_special is set, else "".
   virtual std::string token_to_piece(int32_t id, bool render_special = false) const = 0;
   std::string decode(const std::vector<int32_t>& ids, bool render_special = false) const;
+  // The text `id` adds after `prev` (-1: the start of a text), for streaming: as token_to_piece,
+  // but SentencePiece's dummy-prefix space, which the encoder put before the text, is dropped
+  // from the piece that follows the start or BOS.
+  std::string piece_after(int32_t prev, int32_t id, bool render_special = false) const;
 
   virtual const std::string& token_text(int32_t id) const = 0;  // raw vocab entry
   virtual std::optional<int32_t> find_token(std::string_view text) const = 0;
