@@ -27,21 +27,29 @@ class ThreadPool {
     dispatch(tramp, const_cast<void*>(static_cast<const void*>(&fn)));
   }
 
-  // Splits [0, n) into contiguous ranges, one per thread: fn(begin, end). `grain` is the least
-  // number of items worth a thread: work smaller than two grains runs on the caller alone, since
-  // waking a thread costs more than it saves.
+  // Splits [0, n) into contiguous ranges, one per thread: fn(begin, end), or
+  // fn(begin, end, ith) for callers that keep per-thread scratch. `grain` is the least number of
+  // items worth a thread: work smaller than two grains runs on the caller alone, since waking a
+  // thread costs more than it saves.
   template <class F>
   void parallel_for(int64_t n, F&& fn, int64_t grain = 1) {
+    auto call = [&](int64_t b, int64_t e, int ith) {
+      if constexpr (std::is_invocable_v<F&, int64_t, int64_t, int>) {
+        fn(b, e, ith);
+      } else {
+        fn(b, e);
+      }
+    };
     if (n <= 0) return;
     if (n_threads_ == 1 || n < 2 * grain) {
-      fn(int64_t(0), n);
+      call(int64_t(0), n, 0);
       return;
     }
     run([&](int ith, int nth) {
       const int64_t per = (n + nth - 1) / nth;
       const int64_t b = per * ith;
       const int64_t e = b + per < n ? b + per : n;
-      if (b < e) fn(b, e);
+      if (b < e) call(b, e, ith);
     });
   }
 

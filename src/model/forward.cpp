@@ -21,27 +21,23 @@ void Context::attention(int64_t il, int64_t n) {
   const float* vc = v_cache_ + il * opts_.n_ctx * kv_dim;
   const float scale = 1.0f / std::sqrt(float(c.head_dim));
   const int64_t items = n * c.n_head;  // (token, head) pairs
-  auto work = [&](int ith, int nth) {
-    float* scratch = scores_ + int64_t(ith) * opts_.n_ctx;
-    const int64_t per = (items + nth - 1) / nth;
-    const int64_t b = per * ith, e = std::min(items, b + per);
-    for (int64_t it = b; it < e;) {
-      const int64_t t = it / c.n_head;
-      const int64_t h0 = it % c.n_head;
-      const int64_t h1 = std::min(c.n_head, h0 + (e - it));
-      // Token t sits at position n_past + t and sees positions 0 .. n_past + t (causal).
-      k::attention_one(q_ + t * c.q_dim(), kc, vc, n_past_ + t + 1, kv_dim, c.n_head, c.n_head_kv,
-                       c.head_dim, scale, att_ + t * c.q_dim(), scratch, h0, h1);
-      it += h1 - h0;
-    }
-  };
-  // About 2 * n_kv * head_dim multiply-adds per (token, head): small ones stay on this thread.
-  const int64_t macs = items * (n_past_ + n) * c.head_dim * 2;
-  if (macs < kMinAttentionMacsPerThread * 2) {
-    work(0, 1);
-  } else {
-    pool_.run(work);
-  }
+  // About 2 * n_kv * head_dim multiply-adds per pair: small batches stay on this thread.
+  const int64_t macs_per_item = 2 * (n_past_ + n) * c.head_dim;
+  pool_.parallel_for(
+      items,
+      [&](int64_t b, int64_t e, int ith) {
+        float* scratch = scores_ + int64_t(ith) * opts_.n_ctx;
+        for (int64_t it = b; it < e;) {
+          const int64_t t = it / c.n_head;
+          const int64_t h0 = it % c.n_head;
+          const int64_t h1 = std::min(c.n_head, h0 + (e - it));
+          // Token t sits at position n_past + t and sees positions 0 .. n_past + t (causal).
+          k::attention_one(q_ + t * c.q_dim(), kc, vc, n_past_ + t + 1, kv_dim, c.n_head,
+                           c.n_head_kv, c.head_dim, scale, att_ + t * c.q_dim(), scratch, h0, h1);
+          it += h1 - h0;
+        }
+      },
+      kMinAttentionMacsPerThread / macs_per_item + 1);
 }
 
 void Context::forward(const int32_t* tokens, int64_t n, bool all_logits, bool need_logits) {

@@ -97,3 +97,26 @@ TEST(Utf8, StrictDecoding) {
   EXPECT_TRUE(utf8_valid(""));
   EXPECT_FALSE(utf8_valid("ok\xFF"));
 }
+
+TEST(ThreadPool, ParallelForPassesThreadIndexAndHonoursGrain) {
+  ThreadPool pool(3);
+  std::vector<std::atomic<int>> by_thread(3);
+  std::vector<std::atomic<int>> hits(100);
+  pool.parallel_for(100, [&](int64_t b, int64_t e, int ith) {
+    ASSERT_GE(ith, 0);
+    ASSERT_LT(ith, 3);
+    by_thread[size_t(ith)] += int(e - b);
+    for (int64_t i = b; i < e; ++i) hits[size_t(i)]++;
+  });
+  for (auto& h : hits) EXPECT_EQ(h.load(), 1);
+  EXPECT_EQ(by_thread[0].load() + by_thread[1].load() + by_thread[2].load(), 100);
+  EXPECT_GT(by_thread[2].load(), 0);  // large enough work is spread to every thread
+  // Work under two grains stays on the calling thread (index 0).
+  std::atomic<int> calls{0};
+  pool.parallel_for(10, [&](int64_t b, int64_t e, int ith) {
+    EXPECT_EQ(ith, 0);
+    EXPECT_EQ(e - b, 10);
+    calls++;
+  }, /*grain=*/8);
+  EXPECT_EQ(calls.load(), 1);
+}
