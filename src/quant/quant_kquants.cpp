@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 
 #include "core/fp16.h"
 #include "quant/blocks.h"
@@ -42,25 +43,12 @@ void dequantize_row_q3_k(const void* src, float* dst, int64_t n) {
   }
 }
 
-void dequantize_row_q4_k(const void* src, float* dst, int64_t n) {
-  const auto* b = static_cast<const BlockQ4_K*>(src);
-  for (int64_t i = 0; i < n / kQK_K; ++i, dst += kQK_K) {
-    const float d = fp16_to_f32(b[i].d);
-    const float dmin = fp16_to_f32(b[i].dmin);
-    for (int j = 0; j < 8; ++j) {
-      uint8_t sc, mn;
-      unpack_scale_min_k4(j, b[i].scales, &sc, &mn);
-      const float dl = d * float(sc);
-      const float ml = dmin * float(mn);
-      const uint8_t* qs = b[i].qs + 32 * (j / 2);
-      const int shift = 4 * (j % 2);
-      for (int l = 0; l < 32; ++l) dst[32 * j + l] = dl * float((qs[l] >> shift) & 0xF) - ml;
-    }
-  }
-}
-
-void dequantize_row_q5_k(const void* src, float* dst, int64_t n) {
-  const auto* b = static_cast<const BlockQ5_K*>(src);
+// Q4_K and Q5_K share their layout: 8 sub-blocks of 32 with 6-bit scales and mins, low 4 bits
+// in qs; Q5_K adds a fifth bit per element from qh (bit j of qh[l] for sub-block j).
+template <class Block>
+void dequantize_row_k4_k5(const void* src, float* dst, int64_t n) {
+  constexpr bool kHighBit = std::is_same_v<Block, BlockQ5_K>;
+  const auto* b = static_cast<const Block*>(src);
   for (int64_t i = 0; i < n / kQK_K; ++i, dst += kQK_K) {
     const float d = fp16_to_f32(b[i].d);
     const float dmin = fp16_to_f32(b[i].dmin);
@@ -72,11 +60,20 @@ void dequantize_row_q5_k(const void* src, float* dst, int64_t n) {
       const uint8_t* qs = b[i].qs + 32 * (j / 2);
       const int shift = 4 * (j % 2);
       for (int l = 0; l < 32; ++l) {
-        const int q = ((qs[l] >> shift) & 0xF) | (((b[i].qh[l] >> j) & 1) << 4);
+        int q = (qs[l] >> shift) & 0xF;
+        if constexpr (kHighBit) q |= ((b[i].qh[l] >> j) & 1) << 4;
         dst[32 * j + l] = dl * float(q) - ml;
       }
     }
   }
+}
+
+void dequantize_row_q4_k(const void* src, float* dst, int64_t n) {
+  dequantize_row_k4_k5<BlockQ4_K>(src, dst, n);
+}
+
+void dequantize_row_q5_k(const void* src, float* dst, int64_t n) {
+  dequantize_row_k4_k5<BlockQ5_K>(src, dst, n);
 }
 
 void dequantize_row_q6_k(const void* src, float* dst, int64_t n) {

@@ -39,16 +39,22 @@ Loaded load(const std::string& path, const std::string& tok_path = "") {
   return l;
 }
 
-std::string greedy_text(const Loaded& l, int n, int threads = 2) {
-  ThreadPool pool(threads);
+std::unique_ptr<runtime::Session> session(const Loaded& l, ThreadPool& pool, int64_t n_ctx) {
   model::ContextOptions co;
-  co.n_ctx = 512;
+  co.n_ctx = n_ctx;
   auto s = runtime::Session::create(*l.model, *l.tok, co, pool);
   EXPECT_TRUE(s.ok()) << s.status().message();
+  return s.ok() ? std::move(s).value() : nullptr;
+}
+
+std::string greedy_text(const Loaded& l, int n, int threads = 2) {
+  ThreadPool pool(threads);
+  auto s = session(l, pool, 512);
+  if (!s) return "";
   runtime::GenerateOptions go;
   go.max_tokens = n;
   go.sampling.temperature = 0;
-  auto r = (*s)->generate({l.tok->bos_id()}, go);
+  auto r = s->generate({l.tok->bos_id()}, go);
   EXPECT_TRUE(r.ok()) << r.status().message();
   EXPECT_EQ(r->tokens.size(), size_t(n));
   return r->text;
@@ -102,25 +108,23 @@ TEST(Stories260K, KvCacheReuseGivesSameText) {
   Loaded l = load(shared_path(kGguf));
   ASSERT_TRUE(l.tok);
   ThreadPool pool(2);
-  model::ContextOptions co;
-  co.n_ctx = 256;
-  auto s = runtime::Session::create(*l.model, *l.tok, co, pool);
-  ASSERT_TRUE(s.ok());
+  auto s = session(l, pool, 256);
+  ASSERT_TRUE(s);
   std::vector<int32_t> prompt = l.tok->encode("Once upon a time, there was a dog", true, false);
   runtime::GenerateOptions go;
   go.max_tokens = 30;
   go.sampling.temperature = 0;
-  auto a = (*s)->generate(prompt, go);
+  auto a = s->generate(prompt, go);
   // Second call: the whole prompt but its last token is already cached.
-  auto b = (*s)->generate(prompt, go);
+  auto b = s->generate(prompt, go);
   ASSERT_TRUE(a.ok() && b.ok());
   EXPECT_EQ(b->n_prompt_evaluated, 1);
   EXPECT_EQ(a->text, b->text);
   // Seeded sampling: same seed, same text.
   go.sampling.temperature = 1.0f;
   go.sampling.seed = 42;
-  auto c = (*s)->generate(prompt, go);
-  auto d = (*s)->generate(prompt, go);
+  auto c = s->generate(prompt, go);
+  auto d = s->generate(prompt, go);
   ASSERT_TRUE(c.ok() && d.ok());
   EXPECT_EQ(c->text, d->text);
 }
@@ -130,20 +134,18 @@ TEST(Stories260K, ContextFullIsExplicit) {
   Loaded l = load(shared_path(kGguf));
   ASSERT_TRUE(l.tok);
   ThreadPool pool(1);
-  model::ContextOptions co;
-  co.n_ctx = 32;
-  auto s = runtime::Session::create(*l.model, *l.tok, co, pool);
-  ASSERT_TRUE(s.ok());
+  auto s = session(l, pool, 32);
+  ASSERT_TRUE(s);
   runtime::GenerateOptions go;
   go.max_tokens = 100;
   go.sampling.temperature = 0;
   go.ignore_eos = true;
-  auto r = (*s)->generate({l.tok->bos_id()}, go);
+  auto r = s->generate({l.tok->bos_id()}, go);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->finish, runtime::FinishReason::kContextFull);
   EXPECT_EQ(r->tokens.size(), 32u);  // positions 1..31 decoded, the last sampled from position 31
   std::vector<int32_t> too_long(40, l.tok->bos_id());
-  auto e = (*s)->generate(too_long, go);
+  auto e = s->generate(too_long, go);
   ASSERT_FALSE(e.ok());
   EXPECT_NE(e.status().message().find("does not fit"), std::string::npos);
 }
