@@ -58,6 +58,7 @@ Result<ModelConfig> read_config(const formats::ModelFile& file) {
     return Status::error(file.path + ": unknown architecture '" + c.arch_name +
                          "' (supported: llama, mistral, qwen2, glm, chatglm, glm4)");
   c.arch = spec->arch;
+  c.qkv_bias = spec->qkv_bias;
   c.post_norms = spec->post_norms;
   MetaReader m{file, c.arch_name + "."};
 

@@ -35,6 +35,7 @@ struct ModelConfig {
   int64_t n_ff = 0;
   int64_t n_ctx_train = 0;
   float norm_eps = 1e-5f;
+  bool qkv_bias = false;    // q/k/v projections carry biases (qwen2, glm, glm4)
   bool post_norms = false;  // glm4: extra norms on the attention and MLP outputs
   RopeConfig rope;
 

@@ -2,7 +2,6 @@
 
 #include <cmath>
 
-#include "model/arch/arch.h"
 #include "quant/quant.h"
 
 namespace edgeglm::model {
@@ -94,7 +93,6 @@ std::vector<float> rope_inv_freq(const RopeConfig& r, const float* freq_factors)
 Result<Weights> bind_weights(const formats::ModelFile& file, const ModelConfig& c) {
   Weights w;
   Binder b(file, w);
-  const ArchSpec* spec = find_arch(c.arch_name);
   EG_ASSIGN_OR_RETURN(w.token_embd, b.matrix("token_embd.weight", c.n_vocab, c.n_embd));
   EG_ASSIGN_OR_RETURN(w.output_norm, b.vec("output_norm.weight", c.n_embd, true));
   if (b.has("output.weight")) {
@@ -116,7 +114,7 @@ Result<Weights> bind_weights(const formats::ModelFile& file, const ModelConfig& 
       l.wk = qkv.row_slice(c.q_dim(), c.kv_dim());
       l.wv = qkv.row_slice(c.q_dim() + c.kv_dim(), c.kv_dim());
       EG_ASSIGN_OR_RETURN(const float* bqkv,
-                          b.vec(p + "attn_qkv.bias", c.q_dim() + 2 * c.kv_dim(), spec->qkv_bias));
+                          b.vec(p + "attn_qkv.bias", c.q_dim() + 2 * c.kv_dim(), c.qkv_bias));
       if (bqkv) {
         l.bq = bqkv;
         l.bk = bqkv + c.q_dim();
@@ -126,9 +124,9 @@ Result<Weights> bind_weights(const formats::ModelFile& file, const ModelConfig& 
       EG_ASSIGN_OR_RETURN(l.wq, b.matrix(p + "attn_q.weight", c.q_dim(), c.n_embd));
       EG_ASSIGN_OR_RETURN(l.wk, b.matrix(p + "attn_k.weight", c.kv_dim(), c.n_embd));
       EG_ASSIGN_OR_RETURN(l.wv, b.matrix(p + "attn_v.weight", c.kv_dim(), c.n_embd));
-      EG_ASSIGN_OR_RETURN(l.bq, b.vec(p + "attn_q.bias", c.q_dim(), spec->qkv_bias));
-      EG_ASSIGN_OR_RETURN(l.bk, b.vec(p + "attn_k.bias", c.kv_dim(), spec->qkv_bias));
-      EG_ASSIGN_OR_RETURN(l.bv, b.vec(p + "attn_v.bias", c.kv_dim(), spec->qkv_bias));
+      EG_ASSIGN_OR_RETURN(l.bq, b.vec(p + "attn_q.bias", c.q_dim(), c.qkv_bias));
+      EG_ASSIGN_OR_RETURN(l.bk, b.vec(p + "attn_k.bias", c.kv_dim(), c.qkv_bias));
+      EG_ASSIGN_OR_RETURN(l.bv, b.vec(p + "attn_v.bias", c.kv_dim(), c.qkv_bias));
     }
     EG_ASSIGN_OR_RETURN(l.wo, b.matrix(p + "attn_output.weight", c.n_embd, c.q_dim()));
     EG_ASSIGN_OR_RETURN(l.ffn_norm, b.vec(p + "ffn_norm.weight", c.n_embd, true));
