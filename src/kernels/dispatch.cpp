@@ -1,6 +1,9 @@
+// Kernel tables, their selection, and the matmul entry points that share work across the pool.
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 #include "core/log.h"
 #include "core/sys_info.h"
@@ -9,24 +12,45 @@
 
 namespace edgeglm::kernels {
 
-#define EG_DECLARE_ISA(ns)                                                                   \
-  namespace ns {                                                                             \
-  void matmul(const TensorView& w, const float* x, int64_t n_tok, float* y, ThreadPool& pool); \
-  float dot_f32(const float* a, const float* b, int64_t n);                                  \
+// Each ISA build defines its table in its own directory (compiled with its own flags).
+namespace generic {
+FormatKernels format(DType t);
+float dot_f32(const float* a, const float* b, int64_t n);
+}  // namespace generic
+#define EG_DECLARE_ISA(ns) \
+  namespace ns {           \
+  const KernelTable& table(); \
   }
-EG_DECLARE_ISA(generic)
 #if defined(EDGEGLM_HAVE_X86_AVX2)
 EG_DECLARE_ISA(avx2)
+#endif
+#if defined(EDGEGLM_HAVE_X86_AVX512)
+EG_DECLARE_ISA(avx512)
+#endif
+#if defined(EDGEGLM_HAVE_ARM_NEON)
+EG_DECLARE_ISA(neon)
+#endif
+#if defined(EDGEGLM_HAVE_ARM_DOTPROD)
+EG_DECLARE_ISA(dotprod)
 #endif
 
 namespace {
 
-const KernelTable kGeneric = {"generic", generic::matmul, generic::dot_f32};
-#if defined(EDGEGLM_HAVE_X86_AVX2)
-const KernelTable kAvx2 = {"avx2", avx2::matmul, avx2::dot_f32};
-#endif
+const KernelTable kGeneric = {"generic", generic::format, quantize_acts_ref, generic::dot_f32};
 
 std::atomic<const KernelTable*> g_active{nullptr};
+std::atomic<int> g_float_acts{-1};  // -1: not read from the environment yet
+
+bool float_acts() {
+  int v = g_float_acts.load(std::memory_order_relaxed);
+  if (v < 0) {
+    const char* env = std::getenv("EDGEGLM_FLOAT_ACTS");
+    v = env && env[0] == '1' ? 1 : 0;
+    g_float_acts.store(v, std::memory_order_relaxed);
+  }
+  return v == 1;
+}
+
 
 const KernelTable* choose() {
   auto all = available_isas();
@@ -43,9 +67,19 @@ const KernelTable* choose() {
 
 std::vector<const KernelTable*> available_isas() {
   std::vector<const KernelTable*> v = {&kGeneric};
+  [[maybe_unused]] const CpuFeatures& c = cpu_features();
 #if defined(EDGEGLM_HAVE_X86_AVX2)
-  const CpuFeatures& c = cpu_features();
-  if (c.avx2 && c.fma && c.f16c) v.push_back(&kAvx2);
+  if (c.avx2 && c.fma && c.f16c) v.push_back(&avx2::table());
+#endif
+#if defined(EDGEGLM_HAVE_X86_AVX512)
+  if (c.avx2 && c.fma && c.f16c && c.avx512f && c.avx512bw && c.avx512vl && c.avx512vnni)
+    v.push_back(&avx512::table());
+#endif
+#if defined(EDGEGLM_HAVE_ARM_NEON)
+  v.push_back(&neon::table());  // Advanced SIMD is part of ARMv8-A
+#endif
+#if defined(EDGEGLM_HAVE_ARM_DOTPROD)
+  if (c.dotprod) v.push_back(&dotprod::table());
 #endif
   return v;
 }
@@ -71,8 +105,163 @@ Status force_isa(std::string_view name) {
   return Status::error("kernel ISA '" + std::string(name) + "' is not available (have: " + names + ")");
 }
 
+void set_float_activations(bool on) { g_float_acts.store(on ? 1 : 0, std::memory_order_relaxed); }
+bool float_activations() { return float_acts(); }
+
+ResolvedFormat resolve_format(const KernelTable& table, DType t) {
+  const auto all = available_isas();
+  // From `table` down to generic: the first table that implements t.
+  auto it = std::find(all.begin(), all.end(), &table);
+  if (it == all.end()) return {};
+  for (;; --it) {
+    const FormatKernels k = (*it)->format(t);
+    if (k.q || k.f) return {k, (*it)->name};
+    if (it == all.begin()) return {};
+  }
+}
+
+QuantizeActs resolve_quantize_acts(const KernelTable& table) {
+  const auto all = available_isas();
+  auto it = std::find(all.begin(), all.end(), &table);
+  if (it == all.end()) return quantize_acts_ref;
+  for (;; --it) {
+    if ((*it)->quantize_acts) return (*it)->quantize_acts;
+    if (it == all.begin()) return quantize_acts_ref;
+  }
+}
+
+namespace {
+
+// Below this many multiply-adds a thread's share is not worth waking it for.
+constexpr int64_t kMinMacsPerThread = 32 * 1024;
+
+// What one matmul of a group needs at run time, its rows numbered after the previous ones'.
+struct Segment {
+  FormatKernels k;
+  DType dtype;
+  const void* w;
+  size_t row_bytes;
+  float* y;
+  int64_t n_out;
+  int64_t first;  // index of its first row among all rows of the group
+};
+
+// Segments resolved for the active table. Cached per thread of the caller for the last table, so
+// a decode step does not walk the tables for every matmul.
+struct Resolver {
+  const KernelTable* table = nullptr;
+  bool float_mode = false;
+  ResolvedFormat cache[32];
+  bool cached[32] = {};
+  QuantizeActs quantize = nullptr;
+  FormatKernels get(DType t) {
+    const KernelTable& active = active_isa();
+    const bool fm = float_acts();
+    if (table != &active || fm != float_mode) {
+      table = &active;
+      float_mode = fm;
+      std::fill(std::begin(cached), std::end(cached), false);
+      quantize = resolve_quantize_acts(active);
+    }
+    const uint32_t id = uint32_t(t);
+    if (id >= 32) return resolve(active, t);
+    if (!cached[id]) {
+      cache[id] = {resolve(active, t), nullptr};
+      cached[id] = true;
+    }
+    return cache[id].k;
+  }
+  FormatKernels resolve(const KernelTable& active, DType t) const {
+    FormatKernels k = resolve_format(active, t).k;
+    // Float-activation mode: integer formats go through the float kernel (weights decoded).
+    if (float_mode && k.q) k = {nullptr, resolve_format(active, DType::F16).k.f};
+    return k;
+  }
+};
+
+}  // namespace
+
+void matmul_group(const TensorView* const* ws, float* const* ys, int n_w, const float* x,
+                  int64_t n_tok, ThreadPool& pool) {
+  thread_local Resolver resolver;
+  thread_local std::vector<uint64_t> qbuf;  // quantized activations, grown on first use
+  Segment seg[8];
+  if (n_w < 1 || n_w > 8) {
+    log_error("matmul_group: 1..8 matrices per group");
+    std::abort();
+  }
+  const int64_t n_in = ws[0]->ne[0];
+  int64_t rows = 0;
+  bool any_q = false;
+  for (int i = 0; i < n_w; ++i) {
+    const TensorView& w = *ws[i];
+    seg[i] = {resolver.get(w.dtype), w.dtype, w.data, w.nb[1], ys[i], w.ne[1], rows};
+    if (!seg[i].k.q && !seg[i].k.f) {
+      log_error(std::string("no kernel computes tensors of type ") + dtype_name(w.dtype));
+      std::abort();
+    }
+    any_q = any_q || seg[i].k.q;
+    rows += w.ne[1];
+  }
+
+  QActs acts;
+  if (any_q) {
+    const size_t bytes = qacts_bytes(n_in, n_tok);
+    if (qbuf.size() * sizeof(uint64_t) < bytes) qbuf.resize((bytes + 7) / 8 + 8);
+    // 64-byte alignment of the sections
+    void* base = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(qbuf.data()) + 63) & ~uintptr_t(63));
+    acts = qacts_view(base, n_in, n_tok);
+    const QuantizeActs quantize = resolver.quantize;
+    auto quantize_rows = [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t)
+        quantize(x + t * n_in, n_in, acts.q + t * n_in, acts.d + t * acts.nb(), acts.s + t * acts.nb());
+    };
+    if (n_tok == 1) {
+      quantize_rows(0, 1);
+    } else {
+      pool.parallel_for(n_tok, quantize_rows, /*grain=*/std::max<int64_t>(1, 8192 / n_in));
+    }
+  }
+
+  auto run_rows = [&](int64_t g0, int64_t g1) {
+    for (int i = 0; i < n_w; ++i) {
+      const Segment& s = seg[i];
+      const int64_t r0 = std::max(g0, s.first) - s.first;
+      const int64_t r1 = std::min(g1, s.first + s.n_out) - s.first;
+      if (r0 >= r1) continue;
+      if (s.k.q) {
+        s.k.q(s.w, s.row_bytes, acts, s.y, s.n_out, r0, r1);
+      } else {
+        s.k.f(s.dtype, s.w, s.row_bytes, x, n_in, n_tok, s.y, s.n_out, r0, r1);
+      }
+    }
+  };
+
+  const int64_t macs = rows * n_in * n_tok;
+  const int nth = pool.size();
+  if (nth == 1 || macs < 2 * kMinMacsPerThread) {
+    run_rows(0, rows);
+    return;
+  }
+  // Rows are handed out in chunks from a shared counter, so a thread that the OS (or a noisy
+  // neighbour) delays does not hold the others up. Chunks are multiples of 16 rows (kernels tile
+  // rows by up to 16) and about four per thread, never below the useful minimum of work.
+  const int64_t min_rows = std::max<int64_t>(1, kMinMacsPerThread / (n_in * n_tok));
+  int64_t chunk = std::max(min_rows, (rows + 4 * nth - 1) / (4 * nth));
+  chunk = (chunk + 15) / 16 * 16;
+  const int64_t n_chunks = (rows + chunk - 1) / chunk;
+  std::atomic<int64_t> next{0};
+  pool.run([&](int, int) {
+    for (int64_t c = next.fetch_add(1, std::memory_order_relaxed); c < n_chunks;
+         c = next.fetch_add(1, std::memory_order_relaxed))
+      run_rows(c * chunk, std::min(rows, (c + 1) * chunk));
+  });
+}
+
 void matmul(const TensorView& w, const float* x, int64_t n_tok, float* y, ThreadPool& pool) {
-  active_isa().matmul(w, x, n_tok, y, pool);
+  const TensorView* ws[1] = {&w};
+  float* ys[1] = {y};
+  matmul_group(ws, ys, 1, x, n_tok, pool);
 }
 
 float dot_f32(const float* a, const float* b, int64_t n) { return active_isa().dot_f32(a, b, n); }

@@ -1,5 +1,5 @@
-// The math of the forward pass. Every function here is the scalar reference (generic/) that
-// faster ISA variants will be tested against; callers go through these entry points.
+// The math of the forward pass; callers go through these entry points. Matrix products dispatch
+// to the best ISA table (isa.h); the element-wise functions here are the scalar reference.
 #pragma once
 #include <cstdint>
 
@@ -9,8 +9,14 @@
 namespace edgeglm::kernels {
 
 // y (n_tok, n_out) = x (n_tok, n_in) . W^T, with W (n_out, n_in) in any weight format.
-// Rows of W are split across the pool; each row is decoded once and used for every token.
+// Integer formats quantize x to int8 blocks once (qacts.h) and use integer dot products; float
+// formats decode each weight row once for all tokens. Rows are shared out across the pool.
 void matmul(const TensorView& w, const float* x, int64_t n_tok, float* y, ThreadPool& pool);
+
+// Several matrices with the same input (q/k/v, gate/up): x is quantized once and all their rows
+// are shared out in one dispatch. ys[i] is (n_tok, ws[i]->ne[1]); 1 <= n_w <= 8.
+void matmul_group(const TensorView* const* ws, float* const* ys, int n_w, const float* x,
+                  int64_t n_tok, ThreadPool& pool);
 
 // out (n) = row r of a 2-D tensor of any format, as float (embedding lookup).
 void get_row(const TensorView& t, int64_t r, float* out);

@@ -110,7 +110,11 @@ TEST(Cli, ChatWithPipedStdinKeepsTheConversation) {
   if (!std::filesystem::exists(model)) GTEST_SKIP() << "model not fetched: " << model;
   const std::string in = write_file("chat_in.txt",
                                     "What is the capital of France?\n/reset\nWhat is the capital of France?\n");
+  // Float activations: with the default int8 ones the greedy first token of this 135M model is a
+  // near-tie ("The" 25.33 vs "L" 25.24) that int8 rounding flips; this test is about the chat loop.
+  setenv("EDGEGLM_FLOAT_ACTS", "1", 1);
   CliResult r = run("chat -m " + model + " --temp 0 -n 24", in);
+  unsetenv("EDGEGLM_FLOAT_ACTS");
   ASSERT_EQ(r.code, 0) << r.err;
   // The same question after /reset gets the same greedy answer, and it names Paris.
   const std::string first = r.out.substr(0, r.out.find('\n'));

@@ -1,6 +1,12 @@
-// Every ISA build of the matmul compiled into this binary against the reference: the quant
-// layer's dequantize_row followed by a double-precision dot, for every weight format the engine
-// computes with, over shapes that are not multiples of vector widths.
+// Every ISA table compiled into this binary and usable on this CPU, per weight format, against
+// its scalar twin (generic) and against float references, over shapes that are not multiples of
+// vector widths or tile sizes.
+//   - the activation quantizer of every ISA is bit-identical to the reference;
+//   - integer kernels equal the generic twin up to float summation order (the integer partial
+//     sums are exact), and the twin equals the float product of the dequantized weights with the
+//     *dequantized activations* up to float rounding, and the product with the original
+//     activations within the bound the activation rounding allows (sum |w| * d / 2);
+//   - float kernels equal a double-precision reference.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -10,67 +16,161 @@
 #include "core/thread_pool.h"
 #include "kernels/isa.h"
 #include "kernels/kernels.h"
+#include "kernels/qacts.h"
 #include "quant/quant.h"
 
 using namespace edgeglm;
 
 namespace {
 
-struct Case {
-  DType dtype;
-  double rel_tol;  // of the sum of |w*x|: float accumulation in a different order
-};
-
 std::vector<uint8_t> random_weights(DType t, int64_t rows, int64_t cols, std::mt19937& rng) {
   std::normal_distribution<float> nd(0.0f, 1.0f);
   std::vector<float> f(static_cast<size_t>(cols));
   std::vector<uint8_t> out(dtype_row_bytes(t, cols) * size_t(rows));
   for (int64_t r = 0; r < rows; ++r) {
-    for (auto& v : f) v = nd(rng);
+    for (auto& v : f) v = nd(rng) + (r % 3 == 0 ? 0.7f : 0.0f);  // some rows not centred
     quant::quantize_row(t, f.data(), out.data() + size_t(r) * dtype_row_bytes(t, cols), cols);
   }
   return out;
 }
 
-class MatmulIsa : public ::testing::TestWithParam<Case> {};
+std::vector<float> random_acts(int64_t n, std::mt19937& rng) {
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> x(static_cast<size_t>(n));
+  for (auto& v : x) v = nd(rng);
+  // An all-zero block and one with an outlier: the quantizer's edge cases.
+  for (int64_t i = 0; i < std::min<int64_t>(n, 32); ++i) x[size_t(i)] = 0.0f;
+  if (n > 40) x[40] = 50.0f;
+  return x;
+}
+
+struct QBuffer {
+  std::vector<uint64_t> mem;
+  kernels::QActs a;
+  QBuffer(int64_t n, int64_t n_tok) : mem(kernels::qacts_bytes(n, n_tok) / 8 + 16) {
+    void* p = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(mem.data()) + 63) & ~uintptr_t(63));
+    a = kernels::qacts_view(p, n, n_tok);
+  }
+};
+
+bool is_integer_format(DType t) { return kernels::available_isas().front()->format(t).q != nullptr; }
+
+class MatmulIsa : public ::testing::TestWithParam<DType> {};
 
 }  // namespace
 
-TEST_P(MatmulIsa, EveryIsaMatchesReference) {
-  const Case c = GetParam();
-  const int64_t block = dtype_traits(c.dtype)->block_size;
+TEST(QuantizeActs, EveryIsaIsBitIdenticalToTheReference) {
+  std::mt19937 rng(7);
+  for (int64_t n : {32, 96, 576, 2080}) {
+    std::vector<float> x = random_acts(n, rng);
+    if (n > 32) x[size_t(n - 1)] = 127.0f * 0.5f / 63.5f;  // ties and exact values
+    const int64_t nb = n / 32;
+    std::vector<int8_t> q0(size_t(n), 0);
+    std::vector<float> d0(static_cast<size_t>(nb));
+    std::vector<int32_t> s0(static_cast<size_t>(nb));
+    kernels::quantize_acts_ref(x.data(), n, q0.data(), d0.data(), s0.data());
+    // The definition, checked on its own: block 0 is all zero, sums are the sums, |q| <= 127.
+    EXPECT_EQ(d0[0], 0.0f);
+    for (int64_t b = 0; b < nb; ++b) {
+      int32_t sum = 0;
+      for (int j = 0; j < 32; ++j) {
+        const int8_t v = q0[size_t(b * 32 + j)];
+        EXPECT_LE(std::abs(int(v)), 127);
+        EXPECT_LE(std::fabs(x[size_t(b * 32 + j)] - d0[size_t(b)] * v), d0[size_t(b)] * 0.5f * 1.0001f + 1e-30f);
+        sum += v;
+      }
+      EXPECT_EQ(sum, s0[size_t(b)]);
+    }
+    for (const kernels::KernelTable* isa : kernels::available_isas()) {
+      std::vector<int8_t> q(size_t(n), 99);
+      std::vector<float> d(size_t(nb), -1.0f);
+      std::vector<int32_t> s(size_t(nb), -1);
+      kernels::resolve_quantize_acts(*isa)(x.data(), n, q.data(), d.data(), s.data());
+      EXPECT_EQ(q, q0) << isa->name << " n " << n;
+      EXPECT_EQ(d, d0) << isa->name << " n " << n;
+      EXPECT_EQ(s, s0) << isa->name << " n " << n;
+    }
+  }
+}
+
+TEST_P(MatmulIsa, EveryIsaMatchesItsScalarTwinAndTheReference) {
+  const DType dt = GetParam();
+  const int64_t block = dtype_traits(dt)->block_size;
+  const bool integer = is_integer_format(dt);
   std::mt19937 rng(1234);
-  ThreadPool pool(2);
-  for (int64_t cols : {block, 3 * block, block == 1 ? int64_t(37) : 7 * block}) {
-    for (int64_t rows : {1, 5, 67}) {
-      for (int64_t n_tok : {1, 3}) {
-        auto w = random_weights(c.dtype, rows, cols, rng);
-        TensorView wv = TensorView::make(c.dtype, w.data(), cols, rows);
-        std::vector<float> x(size_t(n_tok * cols));
-        std::normal_distribution<float> nd(0.0f, 1.0f);
-        for (auto& v : x) v = nd(rng);
-        // Reference: dequantize, then dot in double.
-        std::vector<double> ref(size_t(n_tok * rows)), mag(size_t(n_tok * rows));
+  const std::vector<int64_t> col_choices =
+      block == 1 ? std::vector<int64_t>{37, 64, 1000} : std::vector<int64_t>{block, 3 * block, 9 * block};
+  for (int64_t cols : col_choices) {
+    for (int64_t rows : {1, 5, 17, 67}) {
+      for (int64_t n_tok : {1, 2, 3, 7}) {
+        auto w = random_weights(dt, rows, cols, rng);
+        const size_t rb = dtype_row_bytes(dt, cols);
+        std::vector<float> x;
+        for (int64_t t = 0; t < n_tok; ++t) {
+          auto xt = random_acts(cols, rng);
+          x.insert(x.end(), xt.begin(), xt.end());
+        }
+        QBuffer qb(cols, integer ? n_tok : 0);
+        std::vector<float> xq(x.size());  // dequantized activations
+        if (integer) {
+          for (int64_t t = 0; t < n_tok; ++t)
+            kernels::quantize_acts_ref(x.data() + t * cols, cols, qb.a.q + t * cols,
+                                       qb.a.d + t * qb.a.nb(), qb.a.s + t * qb.a.nb());
+          for (int64_t i = 0; i < n_tok * cols; ++i)
+            xq[size_t(i)] = qb.a.d[i / 32] * qb.a.q[i];
+        }
+        // References in double: with the original and (integer formats) the dequantized acts.
+        std::vector<double> ref(size_t(n_tok * rows)), refq(ref.size()), mag(ref.size()), bound(ref.size());
         std::vector<float> row(static_cast<size_t>(cols));
         for (int64_t r = 0; r < rows; ++r) {
-          quant::dequantize_row(c.dtype, wv.row<const char>(r), row.data(), cols);
+          quant::dequantize_row(dt, w.data() + size_t(r) * rb, row.data(), cols);
           for (int64_t t = 0; t < n_tok; ++t) {
-            double s = 0, m = 0;
+            double s = 0, sq = 0, m = 0, bd = 0;
             for (int64_t i = 0; i < cols; ++i) {
-              s += double(row[size_t(i)]) * x[size_t(t * cols + i)];
-              m += std::fabs(double(row[size_t(i)]) * x[size_t(t * cols + i)]);
+              const double wi = row[size_t(i)];
+              s += wi * x[size_t(t * cols + i)];
+              sq += wi * xq[size_t(t * cols + i)];
+              m += std::fabs(wi * x[size_t(t * cols + i)]);
+              if (integer) bd += std::fabs(wi) * qb.a.d[(t * cols + i) / 32] * 0.5;
             }
-            ref[size_t(t * rows + r)] = s;
-            mag[size_t(t * rows + r)] = m;
+            const size_t k = size_t(t * rows + r);
+            ref[k] = s, refq[k] = sq, mag[k] = m, bound[k] = bd;
+          }
+        }
+        const std::string where = std::string(dtype_name(dt)) + " rows " + std::to_string(rows) +
+                                  " cols " + std::to_string(cols) + " n_tok " + std::to_string(n_tok);
+        std::vector<float> twin(ref.size(), NAN);
+        const kernels::KernelTable& generic = *kernels::available_isas().front();
+        const kernels::FormatKernels gk = generic.format(dt);
+        if (integer) {
+          ASSERT_NE(gk.q, nullptr);
+          gk.q(w.data(), rb, qb.a, twin.data(), rows, 0, rows);
+          for (size_t i = 0; i < twin.size(); ++i) {
+            ASSERT_NEAR(twin[i], refq[i], 2e-6 * mag[i] + 1e-5) << "twin vs dequantized acts " << where;
+            ASSERT_NEAR(twin[i], ref[i], bound[i] * 1.001 + 2e-6 * mag[i] + 1e-5) << "twin vs float " << where;
           }
         }
         for (const kernels::KernelTable* isa : kernels::available_isas()) {
-          std::vector<float> y(size_t(n_tok * rows), NAN);
-          isa->matmul(wv, x.data(), n_tok, y.data(), pool);
-          for (size_t i = 0; i < y.size(); ++i)
-            ASSERT_NEAR(y[i], ref[i], c.rel_tol * mag[i] + 1e-6)
-                << isa->name << " " << dtype_name(c.dtype) << " rows " << rows << " cols " << cols
-                << " n_tok " << n_tok << " i " << i;
+          const kernels::ResolvedFormat rf = kernels::resolve_format(*isa, dt);
+          ASSERT_TRUE(rf.k.q || rf.k.f) << isa->name << " " << where;
+          ASSERT_EQ(bool(rf.k.q), integer) << isa->name << " " << where;
+          std::vector<float> y(ref.size(), NAN);
+          // In two row ranges, as the pool splits them: the boundary must not matter.
+          const int64_t mid = rows / 2;
+          for (auto [r0, r1] : {std::pair<int64_t, int64_t>{0, mid}, {mid, rows}}) {
+            if (integer) {
+              rf.k.q(w.data(), rb, qb.a, y.data(), rows, r0, r1);
+            } else {
+              rf.k.f(dt, w.data(), rb, x.data(), cols, n_tok, y.data(), rows, r0, r1);
+            }
+          }
+          for (size_t i = 0; i < y.size(); ++i) {
+            if (integer) {
+              ASSERT_NEAR(y[i], twin[i], 2e-6 * mag[i] + 1e-5) << rf.isa << " vs twin " << where << " i " << i;
+            } else {
+              ASSERT_NEAR(y[i], ref[i], 2e-6 * mag[i] + 1e-6) << rf.isa << " " << where << " i " << i;
+            }
+          }
         }
       }
     }
@@ -78,13 +178,61 @@ TEST_P(MatmulIsa, EveryIsaMatchesReference) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Formats, MatmulIsa,
-                         ::testing::Values(Case{DType::F32, 1e-5}, Case{DType::F16, 1e-5},
-                                           Case{DType::BF16, 1e-5}, Case{DType::Q4_0, 1e-5},
-                                           Case{DType::Q4_1, 1e-5}, Case{DType::Q5_0, 1e-5},
-                                           Case{DType::Q5_1, 1e-5}, Case{DType::Q8_0, 1e-5},
-                                           Case{DType::Q2_K, 1e-5}, Case{DType::Q4_K, 1e-5},
-                                           Case{DType::Q5_K, 1e-5}, Case{DType::Q6_K, 1e-5}),
-                         [](const auto& info) { return std::string(dtype_name(info.param.dtype)); });
+                         ::testing::Values(DType::F32, DType::F16, DType::BF16, DType::Q4_0,
+                                           DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q8_0,
+                                           DType::Q2_K, DType::Q4_K, DType::Q5_K,
+                                           DType::Q6_K),
+                         [](const auto& info) { return std::string(dtype_name(info.param)); });
+
+// The pool entry points: a group of matrices of different formats and one input, against each
+// matrix computed alone by the generic twin, with 1, 2 and 3 threads and odd shapes.
+TEST(MatmulGroup, EqualsEachMatrixAloneForAnyThreadCount) {
+  std::mt19937 rng(99);
+  const int64_t cols = 512;
+  const DType types[3] = {DType::Q4_K, DType::Q8_0, DType::F16};
+  const int64_t rows[3] = {131, 40, 77};
+  std::vector<std::vector<uint8_t>> w;
+  std::vector<TensorView> views;
+  for (int i = 0; i < 3; ++i) w.push_back(random_weights(types[i], rows[i], cols, rng));
+  for (int i = 0; i < 3; ++i) views.push_back(TensorView::make(types[i], w[size_t(i)].data(), cols, rows[i]));
+  for (int64_t n_tok : {1, 5, 70}) {
+    std::vector<float> x;
+    for (int64_t t = 0; t < n_tok; ++t) {
+      auto xt = random_acts(cols, rng);
+      x.insert(x.end(), xt.begin(), xt.end());
+    }
+    // Expected: the generic twin, whole matrices, on this thread.
+    std::vector<std::vector<float>> want(3);
+    QBuffer qb(cols, n_tok);
+    for (int64_t t = 0; t < n_tok; ++t)
+      kernels::quantize_acts_ref(x.data() + t * cols, cols, qb.a.q + t * cols, qb.a.d + t * qb.a.nb(),
+                                 qb.a.s + t * qb.a.nb());
+    const kernels::KernelTable& generic = *kernels::available_isas().front();
+    for (int i = 0; i < 3; ++i) {
+      want[size_t(i)].assign(size_t(rows[i] * n_tok), NAN);
+      const auto k = generic.format(types[i]);
+      const size_t rb = dtype_row_bytes(types[i], cols);
+      if (k.q) k.q(w[size_t(i)].data(), rb, qb.a, want[size_t(i)].data(), rows[i], 0, rows[i]);
+      else k.f(types[i], w[size_t(i)].data(), rb, x.data(), cols, n_tok, want[size_t(i)].data(), rows[i], 0, rows[i]);
+    }
+    for (int threads : {1, 2, 3}) {
+      ThreadPool pool(threads);
+      std::vector<std::vector<float>> got(3);
+      for (int i = 0; i < 3; ++i) got[size_t(i)].assign(size_t(rows[i] * n_tok), NAN);
+      const TensorView* ws[3] = {&views[0], &views[1], &views[2]};
+      float* ys[3] = {got[0].data(), got[1].data(), got[2].data()};
+      kernels::matmul_group(ws, ys, 3, x.data(), n_tok, pool);
+      for (int i = 0; i < 3; ++i)
+        for (size_t j = 0; j < got[size_t(i)].size(); ++j)
+          ASSERT_NEAR(got[size_t(i)][j], want[size_t(i)][j], 1e-3 * (1.0 + std::fabs(want[size_t(i)][j])))
+              << "matrix " << i << " n_tok " << n_tok << " threads " << threads << " j " << j;
+      // matmul() of one matrix is the group of one.
+      std::vector<float> one(size_t(rows[0] * n_tok), NAN);
+      kernels::matmul(views[0], x.data(), n_tok, one.data(), pool);
+      for (size_t j = 0; j < one.size(); ++j) ASSERT_NEAR(one[j], want[0][j], 1e-3 * (1.0 + std::fabs(want[0][j])));
+    }
+  }
+}
 
 TEST(KernelDispatch, ForceIsaNamesTheChoices) {
   auto st = kernels::force_isa("no-such-isa");

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/mapped_file.h"
+#include "kernels/isa.h"
 #include "model/model.h"
 #include "runtime/sampler.h"
 #include "tokenizer/tokenizer.h"
@@ -16,7 +17,19 @@
 
 using namespace edgeglm;
 
-TEST(SmolLM2Reference, LogitsArgmaxAndGreedyMatchTransformers) {
+namespace {
+
+// Float activations: our forward pass computes what transformers computes, to float rounding.
+// Int8 activations (the default, as llama.cpp's): every matmul carries ~1% relative error
+// (measured 0.7-1.2% on this model), so the logits move by up to ~1.2 and only near-ties may
+// change their argmax.
+struct FloatActs {  // sets the mode for one scope, whatever way the scope is left
+  explicit FloatActs(bool on) { kernels::set_float_activations(on); }
+  ~FloatActs() { kernels::set_float_activations(false); }
+};
+
+void check_against_reference(bool float_acts) {
+  FloatActs mode(float_acts);
   const std::string path = test::model_path("smollm2-135m-instruct-q4_1.gguf");
   if (!std::filesystem::exists(path)) GTEST_SKIP() << "model not fetched (scripts/fetch_model.sh): " << path;
   const std::string dir = test::data_path("ref/smollm2");
@@ -44,7 +57,9 @@ TEST(SmolLM2Reference, LogitsArgmaxAndGreedyMatchTransformers) {
   float max_err = 0;
   for (size_t t = 0; t < ids.size(); ++t) {
     const float* l = ctx->logits(int64_t(t));
-    EXPECT_EQ(runtime::Sampler::argmax(l, V), argmax[t]) << "position " << t;
+    const float margin = topk_logits[t][0] - topk_logits[t][1];
+    if (float_acts || margin > 1.0f)
+      EXPECT_EQ(runtime::Sampler::argmax(l, V), argmax[t]) << "position " << t << " margin " << margin;
     for (size_t k = 0; k < topk_ids[t].size(); ++k)
       max_err = std::max(max_err, std::fabs(l[topk_ids[t][k]] - topk_logits[t][k]));
   }
@@ -55,7 +70,10 @@ TEST(SmolLM2Reference, LogitsArgmaxAndGreedyMatchTransformers) {
     max_err = std::max(max_err, std::fabs(last[v] - ref));
   }
   // Logits reach ~36; float32 accumulation order differs from PyTorch's.
-  EXPECT_LT(max_err, 5e-3f);
+  EXPECT_LT(max_err, float_acts ? 5e-3f : 1.5f);  // int8: measured 0.85
+  if (!float_acts) {
+    return;  // greedy text may part ways at a near-tie; the chat and golden tests cover generation
+  }
 
   const std::vector<int32_t> gen =
       test::greedy_continuation(*ctx, int64_t(ids.size()), generated.size());
@@ -63,3 +81,11 @@ TEST(SmolLM2Reference, LogitsArgmaxAndGreedyMatchTransformers) {
   EXPECT_EQ((*tok)->decode(std::vector<int32_t>(gen.begin(), gen.begin() + 7)),
             "The capital of France is Paris.");
 }
+
+}  // namespace
+
+TEST(SmolLM2Reference, LogitsArgmaxAndGreedyMatchTransformersWithFloatActivations) {
+  check_against_reference(true);
+}
+
+TEST(SmolLM2Reference, Int8ActivationsStayCloseToTransformers) { check_against_reference(false); }

@@ -1,3 +1,3 @@
-// Baseline build of the matmul kernels (any x86-64 / ARMv8): the scalar twin of every ISA variant.
+// Baseline build of the float kernels (any x86-64 / ARMv8): the scalar twin of every ISA variant.
 #define EG_KERNEL_NS generic
 #include "kernels/matmul_impl.h"
