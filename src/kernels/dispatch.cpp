@@ -14,6 +14,9 @@ namespace edgeglm::kernels {
 
 // Each ISA build defines its table in its own directory (compiled with its own flags).
 namespace generic {
+void attention_group(const float* q, const KvView& k, const KvView& v, int64_t n_kv,
+                     int64_t kv_head, int64_t group, int64_t head_dim, float scale, float* out,
+                     float* scratch);
 FormatKernels format(DType t);
 float dot_f32(const float* a, const float* b, int64_t n);
 }  // namespace generic
@@ -23,6 +26,11 @@ float dot_f32(const float* a, const float* b, int64_t n);
   }
 #if defined(EDGEGLM_HAVE_X86_AVX2)
 EG_DECLARE_ISA(avx2)
+namespace avx2 {
+void attention_group(const float* q, const KvView& k, const KvView& v, int64_t n_kv,
+                     int64_t kv_head, int64_t group, int64_t head_dim, float scale, float* out,
+                     float* scratch);
+}
 #endif
 #if defined(EDGEGLM_HAVE_X86_AVX512)
 EG_DECLARE_ISA(avx512)
@@ -265,5 +273,16 @@ void matmul(const TensorView& w, const float* x, int64_t n_tok, float* y, Thread
 }
 
 float dot_f32(const float* a, const float* b, int64_t n) { return active_isa().dot_f32(a, b, n); }
+
+void attention_group(const float* q, const KvView& k, const KvView& v, int64_t n_kv,
+                     int64_t kv_head, int64_t group, int64_t head_dim, float scale, float* out,
+                     float* scratch) {
+#if defined(EDGEGLM_HAVE_X86_AVX2)
+  // Every x86 table above generic implies AVX2 + FMA + F16C.
+  if (&active_isa() != &kGeneric)
+    return avx2::attention_group(q, k, v, n_kv, kv_head, group, head_dim, scale, out, scratch);
+#endif
+  generic::attention_group(q, k, v, n_kv, kv_head, group, head_dim, scale, out, scratch);
+}
 
 }  // namespace edgeglm::kernels

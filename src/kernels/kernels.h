@@ -44,12 +44,23 @@ void rope(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, const floa
 // cos_sin (n_rot) = {cos, sin} of pos * inv_freq[i] for each of the n_rot/2 pairs.
 void rope_angles(float pos, const float* inv_freq, int64_t n_rot, float* cos_sin);
 
-// One query token attending to positions [0, n_kv) of a layer's cache.
-//   q   (n_head, head_dim)            k, v: (n_kv, kv_stride) rows, head g at offset g*head_dim
-//   out (n_head, head_dim)            scratch: n_kv floats per calling thread
-// Query head h reads kv head h / (n_head / n_head_kv) (grouped-query attention).
-void attention_one(const float* q, const float* k, const float* v, int64_t n_kv,
-                   int64_t kv_stride, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
-                   float scale, float* out, float* scratch, int64_t head_begin, int64_t head_end);
+// A layer's KV cache: one row per position of kv_dim elements (head g at element g*head_dim), in
+// F32, F16 or Q8_0 (head_dim a multiple of 32).
+struct KvView {
+  DType type = DType::F32;
+  const void* data = nullptr;
+  size_t row_bytes = 0;
+};
+
+// One query token's heads of kv group `kv_head` (query heads kv_head*group .. +group) attending to
+// positions [0, n_kv): scores, softmax, weighted sum of values. Every cache row is read once per
+// token for the whole group (grouped-query attention shares it).
+//   q, out: (n_head, head_dim) of this token     scratch: attention_scratch_floats(...) floats
+void attention_group(const float* q, const KvView& k, const KvView& v, int64_t n_kv,
+                     int64_t kv_head, int64_t group, int64_t head_dim, float scale, float* out,
+                     float* scratch);
+inline int64_t attention_scratch_floats(int64_t n_ctx, int64_t group, int64_t head_dim) {
+  return group * n_ctx + head_dim;
+}
 
 }  // namespace edgeglm::kernels

@@ -1,6 +1,10 @@
 // The decoder forward pass shared by every architecture; ArchSpec flags and the bound weights say
 // which optional pieces (biases, post norms, fused tensors, rope layout) a model has.
 #include <cmath>
+#include <cstring>
+
+#include "core/fp16.h"
+#include "quant/quant.h"
 
 #include "kernels/kernels.h"
 #include "model/model.h"
@@ -14,27 +18,38 @@ namespace {
 constexpr int64_t kMinAttentionMacsPerThread = 32 * 1024;
 }  // namespace
 
+void Context::store_kv_row(const float* x, char* dst, int64_t n) const {
+  switch (opts_.kv_type) {
+    case DType::F32: std::memcpy(dst, x, size_t(n) * sizeof(float)); break;
+    case DType::F16: {
+      uint16_t* h = reinterpret_cast<uint16_t*>(dst);
+      for (int64_t i = 0; i < n; ++i) h[i] = f32_to_fp16(x[i]);
+      break;
+    }
+    default: quant::quantize_row(opts_.kv_type, x, dst, n); break;
+  }
+}
+
 void Context::attention(int64_t il, int64_t n) {
   const ModelConfig& c = config_;
-  const int64_t kv_dim = c.kv_dim();
-  const float* kc = k_cache_ + il * opts_.n_ctx * kv_dim;
-  const float* vc = v_cache_ + il * opts_.n_ctx * kv_dim;
+  const size_t layer_bytes = size_t(opts_.n_ctx) * kv_row_bytes_;
+  const k::KvView kc{opts_.kv_type, k_cache_ + size_t(il) * layer_bytes, kv_row_bytes_};
+  const k::KvView vc{opts_.kv_type, v_cache_ + size_t(il) * layer_bytes, kv_row_bytes_};
   const float scale = 1.0f / std::sqrt(float(c.head_dim));
-  const int64_t items = n * c.n_head;  // (token, head) pairs
-  // About 2 * n_kv * head_dim multiply-adds per pair: small batches stay on this thread.
-  const int64_t macs_per_item = 2 * (n_past_ + n) * c.head_dim;
+  const int64_t group = c.n_head / c.n_head_kv;
+  const int64_t scratch_floats = k::attention_scratch_floats(opts_.n_ctx, group, c.head_dim);
+  const int64_t items = n * c.n_head_kv;  // (token, kv head) pairs
+  // About 2 * n_kv * head_dim * group multiply-adds per pair: small batches stay on this thread.
+  const int64_t macs_per_item = 2 * (n_past_ + n) * c.head_dim * group;
   pool_.parallel_for(
       items,
       [&](int64_t b, int64_t e, int ith) {
-        float* scratch = scores_ + int64_t(ith) * opts_.n_ctx;
-        for (int64_t it = b; it < e;) {
-          const int64_t t = it / c.n_head;
-          const int64_t h0 = it % c.n_head;
-          const int64_t h1 = std::min(c.n_head, h0 + (e - it));
+        float* scratch = scores_ + int64_t(ith) * scratch_floats;
+        for (int64_t it = b; it < e; ++it) {
+          const int64_t t = it / c.n_head_kv;
           // Token t sits at position n_past + t and sees positions 0 .. n_past + t (causal).
-          k::attention_one(q_ + t * c.q_dim(), kc, vc, n_past_ + t + 1, kv_dim, c.n_head,
-                           c.n_head_kv, c.head_dim, scale, att_ + t * c.q_dim(), scratch, h0, h1);
-          it += h1 - h0;
+          k::attention_group(q_ + t * c.q_dim(), kc, vc, n_past_ + t + 1, it % c.n_head_kv, group,
+                             c.head_dim, scale, att_ + t * c.q_dim(), scratch);
         }
       },
       kMinAttentionMacsPerThread / macs_per_item + 1);
@@ -54,11 +69,13 @@ void Context::forward(const int32_t* tokens, int64_t n, bool all_logits, bool ne
   for (int64_t il = 0; il < c.n_layer; ++il) {
     const LayerWeights& l = w.layers[size_t(il)];
     for (int64_t t = 0; t < n; ++t) k::rmsnorm(h_ + t * E, x_ + t * E, l.attn_norm, E, c.norm_eps);
-    k::matmul(l.wq, h_, n, q_, pool_);
-    k::matmul(l.wk, h_, n, k_, pool_);
-    k::matmul(l.wv, h_, n, v_, pool_);
-    float* kc = k_cache_ + (il * opts_.n_ctx + n_past_) * KD;
-    float* vc = v_cache_ + (il * opts_.n_ctx + n_past_) * KD;
+    {  // q, k, v share their input: one quantization, one dispatch
+      const TensorView* ws[3] = {&l.wq, &l.wk, &l.wv};
+      float* ys[3] = {q_, k_, v_};
+      k::matmul_group(ws, ys, 3, h_, n, pool_);
+    }
+    char* kc = k_cache_ + size_t(il * opts_.n_ctx + n_past_) * kv_row_bytes_;
+    char* vc = v_cache_ + size_t(il * opts_.n_ctx + n_past_) * kv_row_bytes_;
     for (int64_t t = 0; t < n; ++t) {
       float* qt = q_ + t * QD;
       float* kt = k_ + t * KD;
@@ -67,8 +84,8 @@ void Context::forward(const int32_t* tokens, int64_t n, bool all_logits, bool ne
       if (l.bv) k::add_inplace(v_ + t * KD, l.bv, KD);
       k::rope(qt, c.n_head, c.head_dim, R, rope_ + t * R, c.rope.neox);
       k::rope(kt, c.n_head_kv, c.head_dim, R, rope_ + t * R, c.rope.neox);
-      std::copy(kt, kt + KD, kc + t * KD);
-      std::copy(v_ + t * KD, v_ + (t + 1) * KD, vc + t * KD);
+      store_kv_row(kt, kc + size_t(t) * kv_row_bytes_, KD);
+      store_kv_row(v_ + t * KD, vc + size_t(t) * kv_row_bytes_, KD);
     }
     attention(il, n);
     k::matmul(l.wo, att_, n, h_, pool_);
@@ -77,8 +94,11 @@ void Context::forward(const int32_t* tokens, int64_t n, bool all_logits, bool ne
       k::add_inplace(x_ + t * E, h_ + t * E, E);
       k::rmsnorm(h_ + t * E, x_ + t * E, l.ffn_norm, E, c.norm_eps);
     }
-    k::matmul(l.w_gate, h_, n, gate_, pool_);
-    k::matmul(l.w_up, h_, n, up_, pool_);
+    {
+      const TensorView* ws[2] = {&l.w_gate, &l.w_up};
+      float* ys[2] = {gate_, up_};
+      k::matmul_group(ws, ys, 2, h_, n, pool_);
+    }
     k::silu_mul(gate_, up_, n * c.n_ff);
     k::matmul(l.w_down, gate_, n, h_, pool_);
     for (int64_t t = 0; t < n; ++t) {

@@ -1,5 +1,7 @@
 #include "model/model.h"
 
+#include "kernels/kernels.h"
+
 #include <array>
 #include <cmath>
 
@@ -31,8 +33,15 @@ int64_t Model::n_params() const {
   return n;
 }
 
-size_t Model::kv_cache_bytes(int64_t n_ctx) const {
-  return 2 * size_t(config_.n_layer) * size_t(n_ctx) * size_t(config_.kv_dim()) * sizeof(float);
+size_t Model::kv_cache_bytes(int64_t n_ctx, DType kv_type) const {
+  return 2 * size_t(config_.n_layer) * size_t(n_ctx) * dtype_row_bytes(kv_type, config_.kv_dim());
+}
+
+Result<DType> parse_kv_type(std::string_view name) {
+  if (name == "f16") return DType::F16;
+  if (name == "f32") return DType::F32;
+  if (name == "q8_0") return DType::Q8_0;
+  return Status::error("unknown KV cache type '" + std::string(name) + "' (choices: f16, f32, q8_0)");
 }
 
 size_t Model::bytes_per_token() const {
@@ -50,7 +59,8 @@ constexpr size_t kNumBuffers = 13;
 std::array<size_t, kNumBuffers> buffer_sizes(const ModelConfig& c, const ContextOptions& opts,
                                              int n_threads) {
   const size_t U = size_t(opts.n_ubatch);
-  const size_t kv = size_t(c.n_layer) * size_t(opts.n_ctx) * size_t(c.kv_dim());
+  // Cache rows in floats' worth of bytes (rows of F16 / Q8_0 need fewer).
+  const size_t kv = (size_t(c.n_layer) * size_t(opts.n_ctx) * dtype_row_bytes(opts.kv_type, c.kv_dim()) + 3) / 4;
   const size_t n_logit_rows = opts.all_logits ? U : 1;
   return {kv,                                       // k_cache
           kv,                                       // v_cache
@@ -63,7 +73,8 @@ std::array<size_t, kNumBuffers> buffer_sizes(const ModelConfig& c, const Context
           U * size_t(c.n_ff),                       // gate
           U * size_t(c.n_ff),                       // up
           U * size_t(c.rope.n_rot),                 // rope cos/sin
-          size_t(n_threads) * size_t(opts.n_ctx),   // attention scores
+          size_t(n_threads) * size_t(kernels::attention_scratch_floats(  // attention scratch
+                                  opts.n_ctx, c.n_head / c.n_head_kv, c.head_dim)),
           n_logit_rows * size_t(c.n_vocab)};        // logits
 }
 
@@ -83,17 +94,27 @@ Result<std::unique_ptr<Context>> Context::create(const Model& model, const Conte
     return Status::error("context size " + std::to_string(opts.n_ctx) + " is out of range");
   if (opts.n_ubatch < 1 || opts.n_ubatch > 4096)
     return Status::error("ubatch size " + std::to_string(opts.n_ubatch) + " is out of range");
+  if (opts.kv_type != DType::F32 && opts.kv_type != DType::F16 && opts.kv_type != DType::Q8_0)
+    return Status::error(std::string("KV cache type ") + dtype_name(opts.kv_type) +
+                         " is not supported (choices: f16, f32, q8_0)");
+  if (opts.kv_type == DType::Q8_0 && c.head_dim % 32 != 0)
+    return Status::error("KV cache type q8_0 needs a head size that is a multiple of 32; this model's is " +
+                         std::to_string(c.head_dim) + " (use f16)");
   std::unique_ptr<Context> ctx(new Context(model, opts, pool));
   const auto sizes = buffer_sizes(c, opts, pool.size());
   Status st = ctx->arena_.reserve(planned_bytes(model, opts, pool.size()));
   if (!st.is_ok())
     return st.with_context("context of " + std::to_string(opts.n_ctx) + " positions");
-  float** bufs[] = {&ctx->k_cache_, &ctx->v_cache_, &ctx->x_,     &ctx->h_,
+  float *k_cache = nullptr, *v_cache = nullptr;
+  float** bufs[] = {&k_cache,       &v_cache,       &ctx->x_,     &ctx->h_,
                     &ctx->q_,       &ctx->k_,       &ctx->v_,     &ctx->att_,
                     &ctx->gate_,    &ctx->up_,      &ctx->rope_,  &ctx->scores_,
                     &ctx->logits_};
   static_assert(std::size(bufs) == kNumBuffers);
   for (size_t i = 0; i < kNumBuffers; ++i) *bufs[i] = ctx->arena_.alloc<float>(sizes[i]);
+  ctx->k_cache_ = reinterpret_cast<char*>(k_cache);
+  ctx->v_cache_ = reinterpret_cast<char*>(v_cache);
+  ctx->kv_row_bytes_ = dtype_row_bytes(opts.kv_type, c.kv_dim());
   return ctx;
 }
 

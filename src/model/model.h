@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "core/arena.h"
 #include "core/thread_pool.h"
@@ -26,7 +27,8 @@ class Model {
 
   size_t weight_bytes() const;                          // bytes of all tensors
   int64_t n_params() const;                             // elements of all tensors
-  size_t kv_cache_bytes(int64_t n_ctx) const;           // f32 K and V for n_ctx positions
+  // K and V of every layer for n_ctx positions, stored as kv_type (F32, F16 or Q8_0).
+  size_t kv_cache_bytes(int64_t n_ctx, DType kv_type = DType::F16) const;
   // Bytes read from weights per decoded token (every matrix once; the embedding row only).
   size_t bytes_per_token() const;
 
@@ -40,7 +42,13 @@ struct ContextOptions {
   int64_t n_ctx = 2048;      // positions the KV cache holds (not the model's maximum)
   int64_t n_ubatch = 64;     // tokens per forward pass during prefill
   bool all_logits = false;   // keep logits of every token of a ubatch (perplexity), not just the last
+  // KV cache element type: F16 (default: half the memory of F32, and what attention reads per
+  // token), F32, or Q8_0 (int8 blocks of 32 with an f16 scale; head_dim must be a multiple of 32).
+  DType kv_type = DType::F16;
 };
+
+// "f32" | "f16" | "q8_0" -> the cache type; anything else is an error naming the choices.
+Result<DType> parse_kv_type(std::string_view name);
 
 class Context {
  public:
@@ -68,6 +76,7 @@ class Context {
       : model_(m), config_(m.config()), opts_(o), pool_(p) {}
   void forward(const int32_t* tokens, int64_t n, bool all_logits, bool need_logits);
   void attention(int64_t il, int64_t n);
+  void store_kv_row(const float* x, char* dst, int64_t n) const;  // as opts_.kv_type
 
   const Model& model_;
   const ModelConfig& config_;
@@ -76,9 +85,10 @@ class Context {
   Arena arena_;
   int64_t n_past_ = 0;
 
-  // KV cache, per layer: (n_ctx, kv_dim) rows.
-  float* k_cache_ = nullptr;  // (n_layer, n_ctx, kv_dim)
-  float* v_cache_ = nullptr;  // (n_layer, n_ctx, kv_dim)
+  // KV cache, per layer: n_ctx rows of kv_dim elements of opts_.kv_type, kv_row_bytes_ each.
+  char* k_cache_ = nullptr;  // (n_layer, n_ctx, kv_dim)
+  char* v_cache_ = nullptr;  // (n_layer, n_ctx, kv_dim)
+  size_t kv_row_bytes_ = 0;
   // Activations for one ubatch of U = n_ubatch tokens.
   float* x_ = nullptr;        // (U, n_embd) residual stream
   float* h_ = nullptr;        // (U, n_embd) normed input / block output
@@ -89,7 +99,7 @@ class Context {
   float* gate_ = nullptr;     // (U, n_ff)
   float* up_ = nullptr;       // (U, n_ff)
   float* rope_ = nullptr;     // (U, n_rot) cos/sin per token of the ubatch
-  float* scores_ = nullptr;   // (n_threads, n_ctx) attention scratch
+  float* scores_ = nullptr;   // (n_threads, attention_scratch_floats) attention scratch
   float* logits_ = nullptr;   // (U or 1, n_vocab)
 };
 

@@ -81,8 +81,8 @@ TEST(Cli, InfoDescribesModel) {
             std::string::npos)
       << r.out;
   EXPECT_NE(r.out.find("f32 x48"), std::string::npos) << r.out;
-  // KV cache: 2 * 5 layers * 512 positions * 32 dims * 4 bytes = 640 KiB.
-  EXPECT_NE(r.out.find("KV cache 0.62 MiB"), std::string::npos) << r.out;
+  // KV cache (default f16): 2 * 5 layers * 512 positions * 32 dims * 2 bytes = 320 KiB.
+  EXPECT_NE(r.out.find("KV cache 0.31 MiB"), std::string::npos) << r.out;
 }
 
 TEST(Cli, BadFilesGiveOneClearErrorLine) {

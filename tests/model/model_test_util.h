@@ -15,8 +15,10 @@ namespace edgeglm::test {
 // Null (with a test failure recorded) if the context cannot be made or the decode fails.
 inline std::unique_ptr<model::Context> decode_prompt(const model::Model& m,
                                                      const std::vector<int32_t>& ids,
-                                                     ThreadPool& pool) {
+                                                     ThreadPool& pool,
+                                                     DType kv_type = DType::F32) {
   model::ContextOptions co;
+  co.kv_type = kv_type;
   co.n_ctx = 64;
   co.n_ubatch = int64_t(ids.size());
   co.all_logits = true;

@@ -64,6 +64,19 @@ void check_model(const model::Model& m, const Reference& ref, const std::string&
   // Greedy continuation, token by token through the KV cache.
   EXPECT_EQ(test::greedy_continuation(*ctx, ref.n_tok, ref.generated.size()), ref.generated)
       << label;
+
+  // The default f16 and the int8 KV caches round what attention reads, nothing else.
+  for (DType kv : {DType::F16, DType::Q8_0}) {
+    if (kv == DType::Q8_0 && m.config().head_dim % 32 != 0) continue;
+    auto c2 = test::decode_prompt(m, ref.input_ids, pool, kv);
+    ASSERT_TRUE(c2);
+    float err = 0;
+    for (int64_t t = 0; t < ref.n_tok; ++t)
+      for (int64_t v = 0; v < ref.n_vocab; ++v)
+        err = std::max(err, std::fabs(c2->logits(t)[v] - ref.logits[size_t(t * ref.n_vocab + v)]));
+    EXPECT_LT(err, kv == DType::F16 ? 2e-2f : 0.2f) << label << " kv " << dtype_name(kv);
+    EXPECT_GT(err, 0.0f) << label << " kv " << dtype_name(kv) << ": the cache type had no effect";
+  }
 }
 
 class ReferenceLogits : public ::testing::TestWithParam<std::string> {};

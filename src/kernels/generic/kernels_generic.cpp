@@ -68,24 +68,5 @@ void rope(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, const floa
   }
 }
 
-void attention_one(const float* q, const float* k, const float* v, int64_t n_kv,
-                   int64_t kv_stride, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
-                   float scale, float* out, float* scratch, int64_t head_begin, int64_t head_end) {
-  const int64_t group = n_head / n_head_kv;
-  for (int64_t h = head_begin; h < head_end; ++h) {
-    const float* qh = q + h * head_dim;
-    const int64_t kvh = h / group;
-    for (int64_t t = 0; t < n_kv; ++t)
-      scratch[t] = dot_f32(qh, k + t * kv_stride + kvh * head_dim, head_dim) * scale;
-    softmax(scratch, n_kv);
-    float* oh = out + h * head_dim;
-    for (int64_t d = 0; d < head_dim; ++d) oh[d] = 0;
-    for (int64_t t = 0; t < n_kv; ++t) {
-      const float p = scratch[t];
-      const float* vt = v + t * kv_stride + kvh * head_dim;
-      for (int64_t d = 0; d < head_dim; ++d) oh[d] += p * vt[d];
-    }
-  }
-}
 
 }  // namespace edgeglm::kernels

@@ -1,0 +1,103 @@
+// Attention over a typed KV cache, compiled once per ISA like matmul_impl.h (EG_KERNEL_NS): the
+// generic build is the scalar twin; the x86 AVX2 build converts f16 rows with F16C; on aarch64
+// the baseline build converts with NEON (part of ARMv8.0).
+// Not a public header: include only from an ISA translation unit.
+#include <cmath>
+#include <cstring>
+
+#include "core/fp16.h"
+#include "kernels/kernels.h"
+#include "quant/blocks.h"
+
+#if defined(__F16C__)
+#include <immintrin.h>
+#elif defined(__aarch64__)
+#include <arm_neon.h>
+#endif
+
+#ifndef EG_KERNEL_NS
+#error "define EG_KERNEL_NS before including attention_impl.h"
+#endif
+
+namespace edgeglm::kernels::EG_KERNEL_NS {
+namespace {
+
+inline void f16_to_f32_row(const uint16_t* h, float* out, int64_t n) {
+  int64_t i = 0;
+#if defined(__F16C__)
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h + i))));
+#elif defined(__aarch64__)
+  for (; i + 4 <= n; i += 4)
+    vst1q_f32(out + i, vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(h + i))));
+#endif
+  for (; i < n; ++i) out[i] = fp16_to_f32(h[i]);
+}
+
+// Elements [off, off + n) of cache row `row` as floats: a pointer into the cache (F32) or into buf.
+inline const float* kv_slice(const KvView& c, int64_t row, int64_t off, int64_t n, float* buf) {
+  const char* r = static_cast<const char*>(c.data) + size_t(row) * c.row_bytes;
+  switch (c.type) {
+    case DType::F32: return reinterpret_cast<const float*>(r) + off;
+    case DType::F16:
+      f16_to_f32_row(reinterpret_cast<const uint16_t*>(r) + off, buf, n);
+      return buf;
+    default: {  // Q8_0, off and n multiples of 32
+      const quant::BlockQ8_0* b = reinterpret_cast<const quant::BlockQ8_0*>(r) + off / 32;
+      for (int64_t k = 0; k < n / 32; ++k) {
+        const float d = fp16_to_f32(b[k].d);
+        for (int j = 0; j < 32; ++j) buf[32 * k + j] = d * float(b[k].qs[j]);
+      }
+      return buf;
+    }
+  }
+}
+
+inline float dot(const float* a, const float* b, int64_t n) {
+  float acc[8] = {};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) acc[j] += a[i + j] * b[i + j];
+  float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+  for (; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+}  // namespace
+
+void attention_group(const float* q, const KvView& k, const KvView& v, int64_t n_kv,
+                     int64_t kv_head, int64_t group, int64_t head_dim, float scale, float* out,
+                     float* scratch) {
+  float* scores = scratch;                 // (group, n_kv)
+  float* row = scratch + group * n_kv;     // one decoded head slice
+  const int64_t h0 = kv_head * group;
+  const int64_t off = kv_head * head_dim;
+  // Pass 1: every key row is read (and decoded) once for all query heads of the group.
+  for (int64_t j = 0; j < n_kv; ++j) {
+    const float* kj = kv_slice(k, j, off, head_dim, row);
+    for (int64_t g = 0; g < group; ++g)
+      scores[g * n_kv + j] = dot(q + (h0 + g) * head_dim, kj, head_dim) * scale;
+  }
+  for (int64_t g = 0; g < group; ++g) {
+    float* s = scores + g * n_kv;
+    float mx = -INFINITY;
+    for (int64_t j = 0; j < n_kv; ++j) mx = s[j] > mx ? s[j] : mx;
+    float sum = 0.0f;
+    for (int64_t j = 0; j < n_kv; ++j) sum += s[j] = std::exp(s[j] - mx);
+    const float inv = 1.0f / sum;
+    for (int64_t j = 0; j < n_kv; ++j) s[j] *= inv;
+    float* o = out + (h0 + g) * head_dim;
+    for (int64_t d = 0; d < head_dim; ++d) o[d] = 0.0f;
+  }
+  // Pass 2: every value row once, accumulated into each head's output with its weight.
+  for (int64_t j = 0; j < n_kv; ++j) {
+    const float* vj = kv_slice(v, j, off, head_dim, row);
+    for (int64_t g = 0; g < group; ++g) {
+      const float p = scores[g * n_kv + j];
+      float* o = out + (h0 + g) * head_dim;
+      for (int64_t d = 0; d < head_dim; ++d) o[d] += p * vj[d];
+    }
+  }
+}
+
+}  // namespace edgeglm::kernels::EG_KERNEL_NS
