@@ -1,0 +1,171 @@
+// The "avx512" kernel table: AVX-512 F/BW/VL/DQ + VNNI (selected only on CPUs that report them;
+// see dispatch.cpp). Integer formats: x86/qgemm_avx512*.cpp. Float formats (F32, F16 via
+// vcvtph2ps, BF16 by a 16-bit shift) here: a register tile of 4 rows x up to 6 tokens, 16 lanes
+// of partial sums along the reduction dimension per pair, one horizontal sum per output at the
+// end. Weights are converted once per tile and used for every token of it. gemm_f also serves
+// any other format by decoding rows with the quant reference (the float-activation mode of
+// dispatch.cpp calls it that way); formats not in format() fall back to the tables below.
+#include <algorithm>
+#include <vector>
+
+#include "core/dtype.h"
+#include "kernels/x86/qgemm_avx512.h"
+#include "quant/quant.h"
+
+namespace edgeglm::kernels::avx512 {
+namespace {
+
+// From this many tokens on, repacking a tile of rows once and reusing it for every token beats
+// streaming each row once per token (measured with bench/micro/qgemm_bench.cpp).
+constexpr int64_t kPrefillMinTok = 3;
+
+template <DType T>
+void gemm_q(const void* w, size_t row_bytes, const QActs& a, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  if (a.n_tok < kPrefillMinTok) {
+    decode_gemm(T, w, row_bytes, a, y, ldy, r0, r1);
+  } else {
+    prefill_gemm(T, w, row_bytes, a, y, ldy, r0, r1);
+  }
+}
+
+// 16 weights of row p from element i on as floats; lanes outside m are 0.
+template <DType T>
+inline __m512 load_w(const void* p, int64_t i, __mmask16 m) {
+  if constexpr (T == DType::F32) {
+    return _mm512_maskz_loadu_ps(m, static_cast<const float*>(p) + i);
+  } else if constexpr (T == DType::F16) {
+    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, static_cast<const uint16_t*>(p) + i));
+  } else {
+    const __m512i h = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, static_cast<const uint16_t*>(p) + i));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(h, 16));
+  }
+}
+
+constexpr int kRows = 4;
+
+// Rows w, w + row_bytes, ... (R of them, outputs r.. r + R) x tokens [t0, t0 + TT).
+template <DType T, int R, int TT>
+void tile_f(const uint8_t* w, size_t row_bytes, const float* x, int64_t n, int64_t t0, float* y,
+            int64_t ldy, int64_t r) {
+  __m512 acc[R][TT];
+  for (int i = 0; i < R; ++i)
+    for (int t = 0; t < TT; ++t) acc[i][t] = _mm512_setzero_ps();
+  const uint8_t* rows[R];
+  for (int i = 0; i < R; ++i) rows[i] = w + size_t(i) * row_bytes;
+  const float* xs[TT];
+  for (int t = 0; t < TT; ++t) xs[t] = x + (t0 + t) * n;
+  int64_t k = 0;
+  for (; k + 16 <= n; k += 16) {
+    __m512 wv[R];
+    for (int i = 0; i < R; ++i) wv[i] = load_w<T>(rows[i], k, 0xFFFF);
+    for (int t = 0; t < TT; ++t) {
+      const __m512 xv = _mm512_loadu_ps(xs[t] + k);
+      for (int i = 0; i < R; ++i) acc[i][t] = _mm512_fmadd_ps(wv[i], xv, acc[i][t]);
+    }
+  }
+  if (k < n) {
+    const __mmask16 m = first_lanes(n - k);
+    __m512 wv[R];
+    for (int i = 0; i < R; ++i) wv[i] = load_w<T>(rows[i], k, m);
+    for (int t = 0; t < TT; ++t) {
+      const __m512 xv = _mm512_maskz_loadu_ps(m, xs[t] + k);
+      for (int i = 0; i < R; ++i) acc[i][t] = _mm512_fmadd_ps(wv[i], xv, acc[i][t]);
+    }
+  }
+  for (int t = 0; t < TT; ++t)
+    for (int i = 0; i < R; ++i) y[(t0 + t) * ldy + r + i] = _mm512_reduce_add_ps(acc[i][t]);
+}
+
+template <DType T, int R>
+void rows_f(const uint8_t* w, size_t row_bytes, const float* x, int64_t n, int64_t n_tok, float* y,
+            int64_t ldy, int64_t r) {
+  int64_t t0 = 0;
+  for (; t0 + 6 <= n_tok; t0 += 6) tile_f<T, R, 6>(w, row_bytes, x, n, t0, y, ldy, r);
+  switch (n_tok - t0) {
+    case 1: return tile_f<T, R, 1>(w, row_bytes, x, n, t0, y, ldy, r);
+    case 2: return tile_f<T, R, 2>(w, row_bytes, x, n, t0, y, ldy, r);
+    case 3: return tile_f<T, R, 3>(w, row_bytes, x, n, t0, y, ldy, r);
+    case 4: return tile_f<T, R, 4>(w, row_bytes, x, n, t0, y, ldy, r);
+    case 5: return tile_f<T, R, 5>(w, row_bytes, x, n, t0, y, ldy, r);
+    default: return;
+  }
+}
+
+template <DType T>
+void gemm_float(const void* w, size_t row_bytes, const float* x, int64_t n, int64_t n_tok, float* y,
+                int64_t ldy, int64_t r0, int64_t r1) {
+  const uint8_t* wb = static_cast<const uint8_t*>(w);
+  int64_t r = r0;
+  for (; r + kRows <= r1; r += kRows) rows_f<T, kRows>(wb + size_t(r) * row_bytes, row_bytes, x, n, n_tok, y, ldy, r);
+  for (; r < r1; ++r) rows_f<T, 1>(wb + size_t(r) * row_bytes, row_bytes, x, n, n_tok, y, ldy, r);
+}
+
+// Any other format (float-activation mode, or one without an integer kernel): rows decoded with
+// the quant reference, kRows at a time, then the F32 tile.
+void gemm_dequant(DType t, const void* w, size_t row_bytes, const float* x, int64_t n, int64_t n_tok,
+                  float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  thread_local std::vector<float> buf;  // (kRows, n), grown on first use
+  if (int64_t(buf.size()) < kRows * n) buf.resize(size_t(kRows * n));
+  const uint8_t* wb = static_cast<const uint8_t*>(w);
+  const size_t fb = size_t(n) * sizeof(float);
+  for (int64_t r = r0; r < r1; r += kRows) {
+    const int64_t m = std::min<int64_t>(kRows, r1 - r);
+    for (int64_t i = 0; i < m; ++i) quant::dequantize_row(t, wb + size_t(r + i) * row_bytes, buf.data() + i * n, n);
+    const uint8_t* b = reinterpret_cast<const uint8_t*>(buf.data());
+    if (m == kRows) {
+      rows_f<DType::F32, kRows>(b, fb, x, n, n_tok, y, ldy, r);
+    } else {
+      for (int64_t i = 0; i < m; ++i) rows_f<DType::F32, 1>(b + size_t(i) * fb, fb, x, n, n_tok, y, ldy, r + i);
+    }
+  }
+}
+
+FormatKernels format(DType t) {
+  switch (t) {
+    case DType::Q4_0: return {gemm_q<DType::Q4_0>, nullptr};
+    case DType::Q4_1: return {gemm_q<DType::Q4_1>, nullptr};
+    case DType::Q5_0: return {gemm_q<DType::Q5_0>, nullptr};
+    case DType::Q5_1: return {gemm_q<DType::Q5_1>, nullptr};
+    case DType::Q8_0: return {gemm_q<DType::Q8_0>, nullptr};
+    case DType::Q4_K: return {gemm_q<DType::Q4_K>, nullptr};
+    case DType::Q5_K: return {gemm_q<DType::Q5_K>, nullptr};
+    case DType::Q6_K: return {gemm_q<DType::Q6_K>, nullptr};
+    case DType::F32:
+    case DType::F16:
+    case DType::BF16: return {nullptr, gemm_f};
+    default: return {};
+  }
+}
+
+}  // namespace
+
+void gemm_f(DType t, const void* w, size_t row_bytes, const float* x, int64_t n_in, int64_t n_tok,
+            float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  switch (t) {
+    case DType::F32: return gemm_float<DType::F32>(w, row_bytes, x, n_in, n_tok, y, ldy, r0, r1);
+    case DType::F16: return gemm_float<DType::F16>(w, row_bytes, x, n_in, n_tok, y, ldy, r0, r1);
+    case DType::BF16: return gemm_float<DType::BF16>(w, row_bytes, x, n_in, n_tok, y, ldy, r0, r1);
+    default: return gemm_dequant(t, w, row_bytes, x, n_in, n_tok, y, ldy, r0, r1);
+  }
+}
+
+float dot_f32(const float* a, const float* b, int64_t n) {
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc0);
+    acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), acc1);
+  }
+  for (; i < n; i += 16) {
+    const __mmask16 m = first_lanes(n - i);
+    acc0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), acc0);
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+}
+
+const KernelTable& table() {
+  static const KernelTable t = {"avx512", format, quantize_acts, dot_f32};
+  return t;
+}
+
+}  // namespace edgeglm::kernels::avx512

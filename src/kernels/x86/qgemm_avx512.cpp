@@ -1,0 +1,383 @@
+// AVX-512 VNNI integer kernels, decode path (few tokens): every weight row is streamed once per
+// token with several rows in flight; per-block dot products in 32-bit lanes (vpdpbusd), scaled
+// and summed in float lanes, reduced once per row. Also the activation quantizer.
+//
+// Per-row work per group of 16 blocks: the 16 block scales are gathered at once and multiplied by
+// the activation scales; the format's offset (-8, -16, -128) or min term is added once per group
+// in float (scale * offset * activation block sum). Nibble formats use an activation copy laid out
+// per pair of blocks [a0[0:16] a1[0:16] | a0[16:32] a1[16:32]], so 16 bytes of a block's packed
+// nibbles, low and high, meet their activations without any byte shuffle.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
+#include "kernels/x86/qgemm_avx512.h"
+#include "quant/blocks.h"
+
+namespace edgeglm::kernels::avx512 {
+
+void quantize_acts(const float* x, int64_t n, int8_t* q, float* d, int32_t* s) {
+  // Same operations as quantize_acts_ref, in the same order per element (see qacts.h): max of |x|
+  // ignoring NaN, 127 / amax, x * id clamped (NaN -> -127), round half to even.
+  const __m512 abs_mask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7FFFFFFF));
+  const __m512 zero = _mm512_setzero_ps();
+  const __m512 lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
+  for (int64_t b = 0; b < n / kQActBlock; ++b) {
+    const __m512 x0 = _mm512_loadu_ps(x + 32 * b), x1 = _mm512_loadu_ps(x + 32 * b + 16);
+    // max(a, 0) returns the second operand for NaN a, so NaN never wins.
+    const __m512 m0 = _mm512_max_ps(_mm512_and_ps(x0, abs_mask), zero);
+    const __m512 m1 = _mm512_max_ps(_mm512_and_ps(x1, abs_mask), zero);
+    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(m0, m1));
+    const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+    const __m512 vid = _mm512_set1_ps(id);
+    // max(v, -127): NaN v gives -127 (second operand), as std::max(-127, v) in the reference.
+    const __m512 v0 = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(x0, vid), lo), hi);
+    const __m512 v1 = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(x1, vid), lo), hi);
+    const __m512i i0 = _mm512_cvtps_epi32(v0), i1 = _mm512_cvtps_epi32(v1);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 32 * b), _mm512_cvtepi32_epi8(i0));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 32 * b + 16), _mm512_cvtepi32_epi8(i1));
+    d[b] = amax / 127.0f;
+    s[b] = _mm512_reduce_add_epi32(_mm512_add_epi32(i0, i1));
+  }
+}
+
+namespace {
+
+using namespace edgeglm::quant;
+
+// Activation data of one token prepared once per call (shared by all rows of the call).
+struct Prep {
+  const int8_t* q = nullptr;   // (nb*32) the quantized row
+  const float* d = nullptr;    // (nb) block scales
+  const float* c = nullptr;    // (nb) per-block factor of the offset/min term, see each format
+  const int8_t* pair = nullptr;  // (ceil(nb/2)*64) nibble layout, see the file comment
+  const float* d16 = nullptr;  // Q6_K: (2*nb) scale of each 16-element half block
+  int64_t nb = 0;
+};
+
+struct alignas(64) Vec64 {
+  int8_t b[64];
+};
+
+// Scratch per thread, grown on first use (never on later calls of the same shape).
+struct Scratch {
+  std::vector<float> f;
+  std::vector<Vec64> pair;
+};
+Scratch& scratch() {
+  thread_local Scratch s;
+  return s;
+}
+
+// Expands 16 per-block scales into 4x16 lanes, four lanes per block (the int32 lanes of a pair of
+// nibble blocks / of a Q6_K block hold 4 lanes per block or half block).
+inline void expand4(__m512 s, float* out) {
+  const __m512i base = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+  for (int q = 0; q < 4; ++q)
+    _mm512_store_ps(out + 16 * q, _mm512_permutexvar_ps(_mm512_add_epi32(base, _mm512_set1_epi32(4 * q)), s));
+}
+
+// ---------------- Q8_0 ----------------
+// c[b] = -128 * s[b] (weights flipped to unsigned by +128).
+template <int R>
+void rows_q8_0(const uint8_t* const* w, const Prep& p, float* out) {
+  constexpr int BS = sizeof(BlockQ8_0);
+  const __m512i idx = lane_offsets(BS);
+  const __m256i flip = _mm256_set1_epi8(char(0x80));
+  __m256 acc[R];
+  __m512 cacc[R];
+  alignas(64) float sc[R][16];
+  for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps(), cacc[r] = _mm512_setzero_ps();
+  for (int64_t b0 = 0; b0 < p.nb; b0 += 16) {
+    const int m = int(std::min<int64_t>(16, p.nb - b0));
+    const __mmask16 mk = first_lanes(m);
+    const __m512 da = _mm512_maskz_loadu_ps(mk, p.d + b0), cf = _mm512_maskz_loadu_ps(mk, p.c + b0);
+    for (int r = 0; r < R; ++r) {
+      const __m512 s = _mm512_mul_ps(gather_f16(w[r] + b0 * BS, idx, mk), da);
+      _mm512_store_ps(sc[r], s);
+      cacc[r] = _mm512_fmadd_ps(s, cf, cacc[r]);
+    }
+    for (int k = 0; k < m; ++k) {
+      const __m256i a = loadu256((p.q + (b0 + k) * 32));
+      for (int r = 0; r < R; ++r) {
+        const __m256i x = _mm256_xor_si256(loadu256(w[r] + (b0 + k) * BS + 2), flip);
+        const __m256i d = _mm256_dpbusd_epi32(_mm256_setzero_si256(), x, a);
+        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), _mm256_set1_ps(sc[r][k]), acc[r]);
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r) out[r] = hsum(acc[r]) + _mm512_reduce_add_ps(cacc[r]);
+}
+
+// ---------------- Q4_0 / Q4_1 / Q5_0 / Q5_1 ----------------
+// kMin: c[b] = d[b] * s[b] (times the block's m); otherwise c[b] = -offset * s[b] (times scale).
+template <int BS, int QS, int QH, bool kMin>
+struct Nibble {
+  // The 32 unsigned values of blocks i (bytes 0..15 low nibbles, 16..31 of block i+1) and
+  // high nibbles, plus the fifth bits when QH >= 0; `two` false: block i only.
+  static inline void load(const uint8_t* blk, bool two, __m256i* lo, __m256i* hi) {
+    const __m256i x = two ? load2x128(blk + QS, blk + BS + QS) : _mm256_castsi128_si256(loadu128(blk + QS));
+    *lo = lo_nib(x);
+    *hi = hi_nib(x);
+    if constexpr (QH >= 0) {
+      uint32_t ha, hb = 0;
+      std::memcpy(&ha, blk + QH, 4);
+      if (two) std::memcpy(&hb, blk + BS + QH, 4);
+      const __mmask32 kl = (ha & 0xFFFFu) | (hb << 16), kh = (ha >> 16) | (hb & 0xFFFF0000u);
+      const __m256i b4 = _mm256_set1_epi8(0x10);
+      *lo = _mm256_mask_add_epi8(*lo, kl, *lo, b4);
+      *hi = _mm256_mask_add_epi8(*hi, kh, *hi, b4);
+    }
+  }
+  template <int R>
+  static void rows(const uint8_t* const* w, const Prep& p, float* out) {
+    const __m512i idx = lane_offsets(BS);
+    __m256 acc[R];
+    __m512 cacc[R];
+    alignas(64) float sc[R][64];
+    for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps(), cacc[r] = _mm512_setzero_ps();
+    for (int64_t b0 = 0; b0 < p.nb; b0 += 16) {
+      const int m = int(std::min<int64_t>(16, p.nb - b0));
+      const __mmask16 mk = first_lanes(m);
+      const __m512 da = _mm512_maskz_loadu_ps(mk, p.d + b0), cf = _mm512_maskz_loadu_ps(mk, p.c + b0);
+        for (int r = 0; r < R; ++r) {
+        const __m512i g = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), mk, idx, w[r] + b0 * BS, 1);
+        const __m512 s = _mm512_mul_ps(_mm512_cvtph_ps(_mm512_cvtepi32_epi16(g)), da);
+        expand4(s, sc[r]);
+        if constexpr (kMin) {
+          const __m512 mn = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(g, 16)));
+          cacc[r] = _mm512_fmadd_ps(mn, cf, cacc[r]);
+        } else {
+          cacc[r] = _mm512_fmadd_ps(s, cf, cacc[r]);
+        }
+      }
+      const int8_t* ap = p.pair + b0 * 32;  // 64 bytes per pair of blocks
+      int k = 0;
+      for (; k + 2 <= m; k += 2) {
+        const __m256i alo = loadu256((ap + k * 32));
+        const __m256i ahi = loadu256((ap + k * 32 + 32));
+        for (int r = 0; r < R; ++r) {
+          __m256i lo, hi;
+          load(w[r] + (b0 + k) * BS, true, &lo, &hi);
+          const __m256i d = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), lo, alo), hi, ahi);
+          acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), _mm256_load_ps(sc[r] + 4 * k), acc[r]);
+        }
+      }
+      if (k < m) {  // last, odd block of the row
+        const __m256i alo = loadu256((ap + k * 32));
+        const __m256i ahi = loadu256((ap + k * 32 + 32));
+        for (int r = 0; r < R; ++r) {
+          __m256i lo, hi;
+          load(w[r] + (b0 + k) * BS, false, &lo, &hi);
+          const __m256i d = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), lo, alo), hi, ahi);
+          acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), _mm256_load_ps(sc[r] + 4 * k), acc[r]);
+        }
+      }
+    }
+    for (int r = 0; r < R; ++r) out[r] = hsum(acc[r]) + _mm512_reduce_add_ps(cacc[r]);
+  }
+};
+using NibQ4_0 = Nibble<sizeof(BlockQ4_0), 2, -1, false>;
+using NibQ4_1 = Nibble<sizeof(BlockQ4_1), 4, -1, true>;
+using NibQ5_0 = Nibble<sizeof(BlockQ5_0), 6, 2, false>;
+using NibQ5_1 = Nibble<sizeof(BlockQ5_1), 8, 4, true>;
+
+// ---------------- Q4_K / Q5_K ----------------
+// c[b] = d[b] * s[b]; the mins are subtracted as dmin * mn * c.
+inline void scales_k4(const uint8_t* sb, __m256* sc, __m256* mn) {
+  uint32_t u0, u1, u2;
+  std::memcpy(&u0, sb, 4);
+  std::memcpy(&u1, sb + 4, 4);
+  std::memcpy(&u2, sb + 8, 4);
+  const uint32_t sc_lo = u0 & 0x3F3F3F3Fu, mn_lo = u1 & 0x3F3F3F3Fu;
+  const uint32_t sc_hi = (u2 & 0x0F0F0F0Fu) | ((u0 >> 2) & 0x30303030u);
+  const uint32_t mn_hi = ((u2 >> 4) & 0x0F0F0F0Fu) | ((u1 >> 2) & 0x30303030u);
+  *sc = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(int64_t(sc_lo | uint64_t(sc_hi) << 32))));
+  *mn = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(int64_t(mn_lo | uint64_t(mn_hi) << 32))));
+}
+
+template <bool kFive>
+struct KQuant45 {
+  using Block = std::conditional_t<kFive, BlockQ5_K, BlockQ4_K>;
+  template <int R>
+  static void rows(const uint8_t* const* w, const Prep& p, float* out) {
+    __m256 acc[R], cacc[R];
+    alignas(32) float sc[R][8];
+    for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps(), cacc[r] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < p.nb / 8; ++i) {
+      const __m256 da = _mm256_loadu_ps(p.d + 8 * i), cf = _mm256_loadu_ps(p.c + 8 * i);
+      for (int r = 0; r < R; ++r) {
+        const Block* b = reinterpret_cast<const Block*>(w[r]) + i;
+        __m256 s, mn;
+        scales_k4(b->scales, &s, &mn);
+        const __m256 d = _mm256_set1_ps(_cvtsh_ss(b->d)), dmin = _mm256_set1_ps(_cvtsh_ss(b->dmin));
+        _mm256_store_ps(sc[r], _mm256_mul_ps(_mm256_mul_ps(s, d), da));
+        cacc[r] = _mm256_fmadd_ps(_mm256_mul_ps(mn, dmin), cf, cacc[r]);
+      }
+      const int8_t* aq = p.q + 256 * i;
+      for (int c = 0; c < 4; ++c) {
+        const __m256i a0 = loadu256((aq + 64 * c));
+        const __m256i a1 = loadu256((aq + 64 * c + 32));
+        for (int r = 0; r < R; ++r) {
+          const Block* b = reinterpret_cast<const Block*>(w[r]) + i;
+          const __m256i x = loadu256(b->qs + 32 * c);
+          __m256i lo = lo_nib(x), hi = hi_nib(x);
+          if constexpr (kFive) {
+            const __m256i qh = loadu256(b->qh);
+            const __m256i b4 = _mm256_set1_epi8(0x10);
+            lo = _mm256_mask_add_epi8(lo, _mm256_test_epi8_mask(qh, _mm256_set1_epi8(char(1 << (2 * c)))), lo, b4);
+            hi = _mm256_mask_add_epi8(hi, _mm256_test_epi8_mask(qh, _mm256_set1_epi8(char(2 << (2 * c)))), hi, b4);
+          }
+          const __m256i d0 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), lo, a0);
+          const __m256i d1 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), hi, a1);
+          acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d0), _mm256_set1_ps(sc[r][2 * c]), acc[r]);
+          acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d1), _mm256_set1_ps(sc[r][2 * c + 1]), acc[r]);
+        }
+      }
+    }
+    for (int r = 0; r < R; ++r) out[r] = hsum(acc[r]) - hsum(cacc[r]);
+  }
+};
+
+// ---------------- Q6_K ----------------
+// c[h] = -32 * (sum of the 16 activations of half block h); d16[h] = d[h / 2].
+template <int R>
+void rows_q6_k(const uint8_t* const* w, const Prep& p, float* out) {
+  __m256 acc[R];
+  __m512 cacc[R];
+  alignas(64) float sc[R][64];
+  for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps(), cacc[r] = _mm512_setzero_ps();
+  const __m256i m4 = _mm256_set1_epi8(0x30);
+  for (int64_t i = 0; i < p.nb / 8; ++i) {
+    const __m512 da = _mm512_loadu_ps(p.d16 + 16 * i), cf = _mm512_loadu_ps(p.c + 16 * i);
+    for (int r = 0; r < R; ++r) {
+      const BlockQ6_K* b = reinterpret_cast<const BlockQ6_K*>(w[r]) + i;
+      const __m512 s8 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(loadu128(b->scales)));
+      const __m512 s = _mm512_mul_ps(_mm512_mul_ps(s8, _mm512_set1_ps(_cvtsh_ss(b->d))), da);
+      expand4(s, sc[r]);
+      cacc[r] = _mm512_fmadd_ps(s, cf, cacc[r]);
+    }
+    const int8_t* aq = p.q + 256 * i;
+    for (int h = 0; h < 2; ++h) {
+      for (int r = 0; r < R; ++r) {
+        const BlockQ6_K* b = reinterpret_cast<const BlockQ6_K*>(w[r]) + i;
+        const __m256i l0 = loadu256(b->ql + 64 * h), l1 = loadu256(b->ql + 64 * h + 32);
+        const __m256i qh = loadu256(b->qh + 32 * h);
+        __m256i v[4];
+        v[0] = _mm256_or_si256(lo_nib(l0), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m4));
+        v[1] = _mm256_or_si256(lo_nib(l1), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m4));
+        v[2] = _mm256_or_si256(hi_nib(l0), _mm256_and_si256(qh, m4));
+        v[3] = _mm256_or_si256(hi_nib(l1), _mm256_and_si256(_mm256_srli_epi16(qh, 2), m4));
+        for (int g = 0; g < 4; ++g) {
+          const int j = 4 * h + g;
+          const __m256i a = loadu256((aq + 32 * j));
+          const __m256i d = _mm256_dpbusd_epi32(_mm256_setzero_si256(), v[g], a);
+          acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), _mm256_load_ps(sc[r] + 8 * j), acc[r]);
+        }
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r) out[r] = hsum(acc[r]) + _mm512_reduce_add_ps(cacc[r]);
+}
+
+// ---------------- driver ----------------
+using RowsFn = void (*)(const uint8_t* const*, const Prep&, float*);
+
+constexpr int kRowsInFlight = 4;
+
+struct Kernel {
+  RowsFn many;  // kRowsInFlight rows
+  RowsFn one;
+  enum Kind { kOffset, kMin, kMinK, kQ6K, kNone } kind;
+  float offset;  // kOffset: the weight offset
+  bool pairs;    // needs the nibble pair layout
+};
+
+Kernel kernel_for(DType t) {
+  switch (t) {
+    case DType::Q8_0: return {rows_q8_0<kRowsInFlight>, rows_q8_0<1>, Kernel::kOffset, 128.0f, false};
+    case DType::Q4_0: return {NibQ4_0::rows<kRowsInFlight>, NibQ4_0::rows<1>, Kernel::kOffset, 8.0f, true};
+    case DType::Q5_0: return {NibQ5_0::rows<kRowsInFlight>, NibQ5_0::rows<1>, Kernel::kOffset, 16.0f, true};
+    case DType::Q4_1: return {NibQ4_1::rows<kRowsInFlight>, NibQ4_1::rows<1>, Kernel::kMin, 0.0f, true};
+    case DType::Q5_1: return {NibQ5_1::rows<kRowsInFlight>, NibQ5_1::rows<1>, Kernel::kMin, 0.0f, true};
+    case DType::Q4_K:
+      return {KQuant45<false>::rows<kRowsInFlight>, KQuant45<false>::rows<1>, Kernel::kMinK, 0.0f, false};
+    case DType::Q5_K:
+      return {KQuant45<true>::rows<kRowsInFlight>, KQuant45<true>::rows<1>, Kernel::kMinK, 0.0f, false};
+    case DType::Q6_K: return {rows_q6_k<kRowsInFlight>, rows_q6_k<1>, Kernel::kQ6K, 0.0f, false};
+    default: return {nullptr, nullptr, Kernel::kNone, 0.0f, false};
+  }
+}
+
+// Activation data of token t into the thread's scratch.
+Prep prepare(const Kernel& k, const QActs& a, int64_t t, float* f, Vec64* pair) {
+  const int64_t nb = a.nb();
+  Prep p;
+  p.q = a.row_q(t);
+  p.d = a.row_d(t);
+  p.nb = nb;
+  const int32_t* s = a.row_s(t);
+  if (k.kind == Kernel::kOffset) {
+    for (int64_t b = 0; b < nb; ++b) f[b] = -k.offset * float(s[b]);
+  } else if (k.kind == Kernel::kMin || k.kind == Kernel::kMinK) {
+    for (int64_t b = 0; b < nb; ++b) f[b] = p.d[b] * float(s[b]);
+  } else if (k.kind == Kernel::kQ6K) {
+    float* d16 = f + 2 * nb;
+    for (int64_t h = 0; h < 2 * nb; ++h) {
+      int32_t sum = 0;
+      for (int j = 0; j < 16; ++j) sum += p.q[16 * h + j];
+      f[h] = -32.0f * float(sum);
+      d16[h] = p.d[h / 2];
+    }
+    p.d16 = d16;
+  }
+  p.c = f;
+  if (k.pairs) {
+    for (int64_t b = 0; b < nb; b += 2) {
+      const __m256i a0 = loadu256(p.q + 32 * b);
+      const __m256i a1 = b + 1 < nb ? loadu256(p.q + 32 * b + 32) : _mm256_setzero_si256();
+      const __m256i lo = _mm256_permute2x128_si256(a0, a1, 0x20), hi = _mm256_permute2x128_si256(a0, a1, 0x31);
+      _mm512_store_si512(pair[b / 2].b, _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1));
+    }
+    p.pair = reinterpret_cast<const int8_t*>(pair);
+  }
+  return p;
+}
+
+}  // namespace
+
+void decode_gemm(DType t, const void* w, size_t row_bytes, const QActs& a, float* y, int64_t ldy,
+                 int64_t r0, int64_t r1) {
+  const Kernel k = kernel_for(t);
+  const int64_t nb = a.nb();
+  Scratch& s = scratch();
+  const size_t nf = size_t(4 * nb + 16), np = size_t((nb + 1) / 2);
+  if (s.f.size() < nf * size_t(a.n_tok)) s.f.resize(nf * size_t(a.n_tok));
+  if (k.pairs && s.pair.size() < np * size_t(a.n_tok)) s.pair.resize(np * size_t(a.n_tok));
+  Prep preps[8];
+  const int64_t n_tok = a.n_tok;
+  for (int64_t t0 = 0; t0 < n_tok; t0 += 8) {
+    const int64_t nt = std::min<int64_t>(8, n_tok - t0);
+    for (int64_t t = 0; t < nt; ++t)
+      preps[t] = prepare(k, a, t0 + t, s.f.data() + size_t(t) * nf, s.pair.data() + size_t(t) * np);
+    const uint8_t* base = static_cast<const uint8_t*>(w);
+    int64_t r = r0;
+    for (; r + kRowsInFlight <= r1; r += kRowsInFlight) {
+      const uint8_t* rows[kRowsInFlight];
+      for (int i = 0; i < kRowsInFlight; ++i) rows[i] = base + size_t(r + i) * row_bytes;
+      for (int64_t t = 0; t < nt; ++t) {
+        float out[kRowsInFlight];
+        k.many(rows, preps[t], out);
+        for (int i = 0; i < kRowsInFlight; ++i) y[(t0 + t) * ldy + r + i] = out[i];
+      }
+    }
+    for (; r < r1; ++r) {
+      const uint8_t* row = base + size_t(r) * row_bytes;
+      for (int64_t t = 0; t < nt; ++t) k.one(&row, preps[t], &y[(t0 + t) * ldy + r]);
+    }
+  }
+}
+
+}  // namespace edgeglm::kernels::avx512
