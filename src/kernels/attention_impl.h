@@ -1,4 +1,4 @@
-// Attention over a typed KV cache, compiled once per ISA like matmul_impl.h (EG_KERNEL_NS): the
+// Attention over a typed KV cache and silu(g)*u, compiled once per ISA like matmul_impl.h (EG_KERNEL_NS): the
 // generic build is the scalar twin; the x86 AVX2 build converts f16 rows with F16C; on aarch64
 // the baseline build converts with NEON (part of ARMv8.0).
 // Not a public header: include only from an ISA translation unit.
@@ -7,6 +7,7 @@
 
 #include "core/fp16.h"
 #include "kernels/kernels.h"
+#include "kernels/vec_math.h"
 #include "quant/blocks.h"
 
 #if defined(__F16C__)
@@ -83,7 +84,7 @@ void attention_group(const float* q, const KvView& k, const KvView& v, int64_t n
     float mx = -INFINITY;
     for (int64_t j = 0; j < n_kv; ++j) mx = s[j] > mx ? s[j] : mx;
     float sum = 0.0f;
-    for (int64_t j = 0; j < n_kv; ++j) sum += s[j] = std::exp(s[j] - mx);
+    for (int64_t j = 0; j < n_kv; ++j) sum += s[j] = fast_expf(s[j] - mx);
     const float inv = 1.0f / sum;
     for (int64_t j = 0; j < n_kv; ++j) s[j] *= inv;
     float* o = out + (h0 + g) * head_dim;
@@ -98,6 +99,10 @@ void attention_group(const float* q, const KvView& k, const KvView& v, int64_t n
       for (int64_t d = 0; d < head_dim; ++d) o[d] += p * vj[d];
     }
   }
+}
+
+void silu_mul(float* g, const float* u, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) g[i] = g[i] / (1.0f + fast_expf(-g[i])) * u[i];
 }
 
 }  // namespace edgeglm::kernels::EG_KERNEL_NS

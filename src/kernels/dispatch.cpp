@@ -14,6 +14,7 @@ namespace edgeglm::kernels {
 
 // Each ISA build defines its table in its own directory (compiled with its own flags).
 namespace generic {
+void silu_mul(float* g, const float* u, int64_t n);
 void attention_group(const float* q, const KvView& k, const KvView& v, int64_t n_kv,
                      int64_t kv_head, int64_t group, int64_t head_dim, float scale, float* out,
                      float* scratch);
@@ -27,6 +28,7 @@ float dot_f32(const float* a, const float* b, int64_t n);
 #if defined(EDGEGLM_HAVE_X86_AVX2)
 EG_DECLARE_ISA(avx2)
 namespace avx2 {
+void silu_mul(float* g, const float* u, int64_t n);
 void attention_group(const float* q, const KvView& k, const KvView& v, int64_t n_kv,
                      int64_t kv_head, int64_t group, int64_t head_dim, float scale, float* out,
                      float* scratch);
@@ -283,6 +285,13 @@ void attention_group(const float* q, const KvView& k, const KvView& v, int64_t n
     return avx2::attention_group(q, k, v, n_kv, kv_head, group, head_dim, scale, out, scratch);
 #endif
   generic::attention_group(q, k, v, n_kv, kv_head, group, head_dim, scale, out, scratch);
+}
+
+void silu_mul(float* g, const float* u, int64_t n) {
+#if defined(EDGEGLM_HAVE_X86_AVX2)
+  if (&active_isa() != &kGeneric) return avx2::silu_mul(g, u, n);
+#endif
+  generic::silu_mul(g, u, n);
 }
 
 }  // namespace edgeglm::kernels
