@@ -11,12 +11,20 @@
 #include "kernels/isa.h"
 #include "quant/quant.h"
 
+#if defined(__F16C__)
+#include <immintrin.h>
+#elif defined(__aarch64__)
+#include <arm_neon.h>
+#endif
+
 #ifndef EG_KERNEL_NS
 #error "define EG_KERNEL_NS before including matmul_impl.h"
 #endif
 
 namespace edgeglm::kernels::EG_KERNEL_NS {
 namespace {
+
+#include "kernels/f16_row_impl.h"
 
 inline float dot_f32_impl(const float* a, const float* b, int64_t n) {
   float acc[16] = {};
@@ -31,8 +39,7 @@ inline float dot_f32_impl(const float* a, const float* b, int64_t n) {
 
 void decode_row(DType t, const void* src, float* out, int64_t n) {
   if (t == DType::F16) {
-    const uint16_t* h = static_cast<const uint16_t*>(src);
-    for (int64_t i = 0; i < n; ++i) out[i] = fp16_to_f32(h[i]);
+    f16_to_f32_row(static_cast<const uint16_t*>(src), out, n);
   } else if (t == DType::BF16) {
     const uint16_t* h = static_cast<const uint16_t*>(src);
     for (int64_t i = 0; i < n; ++i) out[i] = bf16_to_f32(h[i]);

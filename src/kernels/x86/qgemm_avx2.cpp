@@ -1,0 +1,287 @@
+// AVX2 integer kernels (no VNNI): activation quantizer and int8 GEMM of every integer format.
+//
+// Every format is unpacked one 32-value block at a time into 32 unsigned bytes (4/5/6-bit values,
+// at most 63) and multiplied with the signed int8 activations by vpmaddubsw (u8 x s8 -> pairs
+// summed to int16; 2 * 63 * 127 cannot saturate) then vpmaddwd with ones (-> 8 int32 lanes).
+// Q8_0 is signed 8-bit, where a pair could saturate: |w| (unsigned, <= 128) times the activations
+// with w's sign applied (vpsignb), 2 * 128 * 127 < 32767. Offsets enter exactly in int32:
+//   Q4_0 / Q5_0: -8 / -16 times the activation block sum, added as -1 / -2 times it in each of
+//                the 8 lanes;
+//   Q6_K:        the int16 pair sums of 32 * a (one vpmaddubsw per token and block, shared by all
+//                rows) are subtracted, then vpmaddwd with the two 16-value sub-block scales.
+// Mins (Q4_1, Q5_1, Q4_K, Q5_K) enter in float: m * da * activation block sum.
+// So every block's integer sum equals the scalar twin's; only float summation order differs.
+//
+// One register tile is R rows x T tokens of float accumulators (8 lanes each, reduced at the end);
+// each row's block is unpacked once per tile and used for T tokens, each activation block loaded
+// once and used for R rows. Decode (1-2 tokens): 4 rows x n_tok; prefill: kPR rows x kPT tokens.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+#include <type_traits>
+
+#include "kernels/x86/qgemm_avx2.h"
+#include "quant/blocks.h"
+
+namespace edgeglm::kernels::avx2 {
+
+void quantize_acts(const float* x, int64_t n, int8_t* q, float* d, int32_t* s) {
+  // quantize_acts_ref's operations in its order (qacts.h): max |x| ignoring NaN, 127 / amax,
+  // x * id clamped to [-127, 127] (NaN -> -127), round half to even (cvtps under default MXCSR).
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+  const __m256 zero = _mm256_setzero_ps();
+  const __m256 lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f);
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  for (int64_t b = 0; b < n / kQActBlock; ++b) {
+    __m256 xv[4], m = zero;
+    for (int i = 0; i < 4; ++i) {
+      xv[i] = _mm256_loadu_ps(x + 32 * b + 8 * i);
+      // max(|x|, m): the second operand wins for NaN |x|, so NaN never enters the maximum.
+      m = _mm256_max_ps(_mm256_and_ps(xv[i], abs_mask), m);
+    }
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    const float amax = _mm_cvtss_f32(m4);
+    const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+    const __m256 vid = _mm256_set1_ps(id);
+    __m256i iv[4];
+    for (int i = 0; i < 4; ++i)  // max(v, -127): NaN v gives -127 (second operand), as the reference
+      iv[i] = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(xv[i], vid), lo), hi));
+    const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(iv[0], iv[1]), _mm256_packs_epi32(iv[2], iv[3]));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + 32 * b), _mm256_permutevar8x32_epi32(p, order));
+    const __m256i sum = _mm256_add_epi32(_mm256_add_epi32(iv[0], iv[1]), _mm256_add_epi32(iv[2], iv[3]));
+    __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
+    d[b] = amax / 127.0f;
+    s[b] = _mm_cvtsi128_si32(s4);
+  }
+}
+
+namespace {
+
+using namespace edgeglm::quant;
+
+inline __m256i loadu256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+inline __m128i loadu128(const void* p) { return _mm_loadu_si128(static_cast<const __m128i*>(p)); }
+inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
+inline __m256i lo_nib(__m256i x) { return _mm256_and_si256(x, _mm256_set1_epi8(0x0F)); }
+inline __m256i hi_nib(__m256i x) { return _mm256_and_si256(_mm256_srli_epi16(x, 4), _mm256_set1_epi8(0x0F)); }
+// 16 packed bytes -> [low nibbles | high nibbles] (elements 0..15, 16..31 of a legacy block).
+inline __m256i nibbles_32(const uint8_t* qs) {
+  const __m128i x = loadu128(qs), m = _mm_set1_epi8(0x0F);
+  return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_and_si128(x, m)),
+                                 _mm_and_si128(_mm_srli_epi16(x, 4), m), 1);
+}
+// Byte j = 0x10 where bit j of qh is set.
+inline __m256i bit4_of(uint32_t qh) {
+  const __m256i idx = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,  //
+                                       2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+  const __m256i bits = _mm256_set1_epi64x(int64_t(0x8040201008040201ull));
+  const __m256i x = _mm256_shuffle_epi8(_mm256_set1_epi32(int32_t(qh)), idx);
+  return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(x, bits), bits), _mm256_set1_epi8(0x10));
+}
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+enum class Kind { kSign, kOffset, kMin, kQ6K };
+
+// One 32-value block of a row, unpacked.
+struct Blk {
+  __m256i v;   // unsigned values (kSign: |w|)
+  __m256i x;   // kSign: w (for the sign); kQ6K: int16 scales [sc_lo x 8 | sc_hi x 8]
+  float dw;    // weight scale of the block
+  float mw;    // kMin: the min term's factor (Q4_1/Q5_1: m; K: -dmin * mn)
+};
+
+struct UQ8_0 {
+  static constexpr Kind kKind = Kind::kSign;
+  static constexpr int kOff = 0;
+  static inline void run(const uint8_t* row, int64_t b, Blk* o) {
+    const BlockQ8_0* k = reinterpret_cast<const BlockQ8_0*>(row) + b;
+    o->x = loadu256(k->qs);
+    o->v = _mm256_abs_epi8(o->x);
+    o->dw = h2f(k->d);
+  }
+};
+template <class Block, bool kFive, bool kHasMin>
+struct ULegacy {
+  static constexpr Kind kKind = kHasMin ? Kind::kMin : Kind::kOffset;
+  static constexpr int kOff = kFive ? 16 : 8;
+  static inline void run(const uint8_t* row, int64_t b, Blk* o) {
+    const Block* k = reinterpret_cast<const Block*>(row) + b;
+    __m256i v = nibbles_32(k->qs);
+    if constexpr (kFive) {
+      uint32_t qh;
+      std::memcpy(&qh, k->qh, 4);
+      v = _mm256_or_si256(v, bit4_of(qh));
+    }
+    o->v = v;
+    o->dw = h2f(k->d);
+    if constexpr (kHasMin) o->mw = h2f(k->m);
+  }
+};
+using UQ4_0 = ULegacy<BlockQ4_0, false, false>;
+using UQ4_1 = ULegacy<BlockQ4_1, false, true>;
+using UQ5_0 = ULegacy<BlockQ5_0, true, false>;
+using UQ5_1 = ULegacy<BlockQ5_1, true, true>;
+
+template <bool kFive>
+struct UK45 {
+  using Block = std::conditional_t<kFive, BlockQ5_K, BlockQ4_K>;
+  static constexpr Kind kKind = Kind::kMin;
+  static constexpr int kOff = 0;
+  // Sub-block j of super-block i is activation block 8i + j: scale d*sc_j, min -dmin*mn_j (exact).
+  static inline void run(const uint8_t* row, int64_t b, Blk* o) {
+    const Block* k = reinterpret_cast<const Block*>(row) + b / 8;
+    const int j = int(b % 8);
+    uint8_t sc, mn;
+    unpack_scale_min_k4(j, k->scales, &sc, &mn);
+    o->dw = h2f(k->d) * float(sc);
+    o->mw = -h2f(k->dmin) * float(mn);
+    const __m256i x = loadu256(k->qs + 32 * (j / 2));
+    __m256i v = (j % 2 == 0) ? lo_nib(x) : hi_nib(x);
+    if constexpr (kFive) {
+      const __m256i qh = loadu256(reinterpret_cast<const BlockQ5_K*>(k)->qh);
+      const __m256i bit = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(j)), _mm256_set1_epi8(1));
+      v = _mm256_or_si256(v, _mm256_slli_epi16(bit, 4));
+    }
+    o->v = v;
+  }
+};
+
+struct UQ6_K {
+  static constexpr Kind kKind = Kind::kQ6K;
+  static constexpr int kOff = 0;
+  // Activation block j = values 32j..32j+31: half h = j/4, group g = j%4 (see blocks.h).
+  static inline void run(const uint8_t* row, int64_t b, Blk* o) {
+    const BlockQ6_K* k = reinterpret_cast<const BlockQ6_K*>(row) + b / 8;
+    const int j = int(b % 8), h = j / 4, g = j % 4;
+    const __m256i l = loadu256(k->ql + 64 * h + 32 * (g & 1));
+    const __m256i qh = loadu256(k->qh + 32 * h);
+    const __m256i high = _mm256_and_si256(_mm256_slli_epi16(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * g)), 4),
+                                          _mm256_set1_epi8(0x30));
+    o->v = _mm256_or_si256(g < 2 ? lo_nib(l) : hi_nib(l), high);
+    o->x = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16(k->scales[2 * j])),
+                                   _mm_set1_epi16(k->scales[2 * j + 1]), 1);
+    o->dw = h2f(k->d);
+  }
+};
+
+// Rows rows[0..R) (outputs r..r+R) x tokens [t0, t0 + T).
+template <class U, int R, int T>
+void tile(const uint8_t* const* rows, const QActs& a, int64_t t0, float* y, int64_t ldy, int64_t r) {
+  constexpr Kind K = U::kKind;
+  const int64_t nb = a.nb();
+  __m256 acc[R][T];
+  float macc[R][T];
+  for (int i = 0; i < R; ++i)
+    for (int t = 0; t < T; ++t) acc[i][t] = _mm256_setzero_ps(), macc[i][t] = 0.0f;
+  const __m256i ones = _mm256_set1_epi16(1);
+  const int8_t* aq[T];
+  const float* ad[T];
+  const int32_t* as[T];
+  for (int t = 0; t < T; ++t) aq[t] = a.row_q(t0 + t), ad[t] = a.row_d(t0 + t), as[t] = a.row_s(t0 + t);
+  for (int64_t b = 0; b < nb; ++b) {
+    Blk k[R];
+    for (int i = 0; i < R; ++i) U::run(rows[i], b, &k[i]);
+    for (int t = 0; t < T; ++t) {
+      const __m256i av = loadu256(aq[t] + 32 * b);
+      const float da = ad[t][b];
+      __m256i corr, m32;
+      float das = 0.0f;
+      if constexpr (K == Kind::kOffset) corr = _mm256_set1_epi32(-(U::kOff / 8) * as[t][b]);
+      if constexpr (K == Kind::kQ6K) m32 = _mm256_maddubs_epi16(_mm256_set1_epi8(32), av);
+      if constexpr (K == Kind::kMin) das = da * float(as[t][b]);
+      for (int i = 0; i < R; ++i) {
+        __m256i p;
+        if constexpr (K == Kind::kSign) {
+          p = _mm256_maddubs_epi16(k[i].v, _mm256_sign_epi8(av, k[i].x));
+        } else {
+          p = _mm256_maddubs_epi16(k[i].v, av);
+        }
+        __m256i s;
+        if constexpr (K == Kind::kQ6K) {
+          s = _mm256_madd_epi16(_mm256_sub_epi16(p, m32), k[i].x);
+        } else {
+          s = _mm256_madd_epi16(p, ones);
+        }
+        if constexpr (K == Kind::kOffset) s = _mm256_add_epi32(s, corr);
+        acc[i][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(k[i].dw * da), acc[i][t]);
+        if constexpr (K == Kind::kMin) macc[i][t] += k[i].mw * das;
+      }
+    }
+  }
+  for (int i = 0; i < R; ++i)
+    for (int t = 0; t < T; ++t) y[(t0 + t) * ldy + r + i] = hsum(acc[i][t]) + macc[i][t];
+}
+
+constexpr int kDR = 4;  // decode: rows in flight
+constexpr int kPR = 4;  // prefill tile: rows
+constexpr int kPT = 3;  // prefill tile: tokens
+
+// Rows (R of them) x all tokens, in tiles of TT tokens with a tail.
+template <class U, int R, int TT>
+void rows_all_tokens(const uint8_t* const* rows, const QActs& a, float* y, int64_t ldy, int64_t r) {
+  int64_t t0 = 0;
+  for (; t0 + TT <= a.n_tok; t0 += TT) tile<U, R, TT>(rows, a, t0, y, ldy, r);
+  const int64_t rest = a.n_tok - t0;
+  if constexpr (TT > 1) {
+    if (rest == 1) tile<U, R, 1>(rows, a, t0, y, ldy, r);
+  }
+  if constexpr (TT > 2) {
+    if (rest == 2) tile<U, R, 2>(rows, a, t0, y, ldy, r);
+  }
+  if constexpr (TT > 3) {
+    if (rest == 3) tile<U, R, 3>(rows, a, t0, y, ldy, r);
+  }
+  static_assert(TT <= 4);
+}
+
+template <class U, int R, int TT>
+void gemm_tiled(const void* w, size_t row_bytes, const QActs& a, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  const uint8_t* base = static_cast<const uint8_t*>(w);
+  int64_t r = r0;
+  for (; r + R <= r1; r += R) {
+    const uint8_t* rows[R];
+    for (int i = 0; i < R; ++i) rows[i] = base + size_t(r + i) * row_bytes;
+    rows_all_tokens<U, R, TT>(rows, a, y, ldy, r);
+  }
+  for (; r < r1; ++r) {
+    const uint8_t* row = base + size_t(r) * row_bytes;
+    rows_all_tokens<U, 1, TT>(&row, a, y, ldy, r);
+  }
+}
+
+template <class U>
+void gemm(const void* w, size_t row_bytes, const QActs& a, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  if (a.n_tok <= 2) {
+    gemm_tiled<U, kDR, 2>(w, row_bytes, a, y, ldy, r0, r1);
+  } else {
+    gemm_tiled<U, kPR, kPT>(w, row_bytes, a, y, ldy, r0, r1);
+  }
+}
+
+}  // namespace
+
+GemmQ gemm_q_for(DType t) {
+  switch (t) {
+    case DType::Q8_0: return gemm<UQ8_0>;
+    case DType::Q4_0: return gemm<UQ4_0>;
+    case DType::Q4_1: return gemm<UQ4_1>;
+    case DType::Q5_0: return gemm<UQ5_0>;
+    case DType::Q5_1: return gemm<UQ5_1>;
+    case DType::Q4_K: return gemm<UK45<false>>;
+    case DType::Q5_K: return gemm<UK45<true>>;
+    case DType::Q6_K: return gemm<UQ6_K>;
+    default: return nullptr;
+  }
+}
+
+}  // namespace edgeglm::kernels::avx2

@@ -1,0 +1,18 @@
+// AVX2 integer kernels (x86/qgemm_avx2.cpp): the activation quantizer and the int8 GEMM of every
+// integer weight format. Include only from x86/*avx2*.cpp (compiled with -mavx2 -mfma -mf16c).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "core/dtype.h"
+#include "kernels/isa.h"
+#include "kernels/qacts.h"
+
+namespace edgeglm::kernels::avx2 {
+
+void quantize_acts(const float* x, int64_t n, int8_t* q, float* d, int32_t* s);
+
+// GemmQ of format t (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K); nullptr for other types.
+GemmQ gemm_q_for(DType t);
+
+}  // namespace edgeglm::kernels::avx2
