@@ -1,6 +1,14 @@
 #include "core/thread_pool.h"
 
+#include <pthread.h>
 #include <sched.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <string>
+#include <system_error>
+
+#include "core/log.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -16,15 +24,48 @@ namespace {
 // ~1000 pause instructions: tens of microseconds (pause is ~40-140 cycles on recent x86),
 // enough to bridge back-to-back kernels of one token without holding a core while idle.
 constexpr int kSpinIterations = 1 << 10;
-}
 
-ThreadPool::ThreadPool(int n_threads)
+// Spinning only pays when every thread has a core of its own: an oversubscribed spinner burns
+// the time slice of the thread it is waiting for.
+bool each_thread_has_a_core(int n_threads, const std::vector<int>& cpus) {
+  if (n_threads > ThreadPool::hardware_threads()) return false;
+  if (cpus.empty()) return true;
+  std::vector<int> distinct(cpus);
+  std::sort(distinct.begin(), distinct.end());
+  distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
+  return n_threads <= int(distinct.size());
+}
+}  // namespace
+
+ThreadPool::ThreadPool(int n_threads) : ThreadPool(n_threads, {}) {}
+
+ThreadPool::ThreadPool(int n_threads, std::vector<int> cpus)
     : n_threads_(n_threads < 1 ? 1 : n_threads),
-      // Spinning only pays when every thread has a core: an oversubscribed spinner burns the
-      // time slice of the thread it is waiting for.
-      spin_limit_(n_threads_ <= hardware_threads() ? kSpinIterations : 0) {
+      cpus_(std::move(cpus)),
+      spin_limit_(each_thread_has_a_core(n_threads_, cpus_) ? kSpinIterations : 0) {
   workers_.reserve(size_t(n_threads_ - 1));
   for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker(i); });
+  // Pinned from here rather than by each worker so that warnings come from the constructing
+  // thread; the caller only after its workers exist, so they do not inherit its one-CPU mask.
+  if (!cpus_.empty()) pin_threads();
+}
+
+void ThreadPool::pin_threads() {
+  for (int i = n_threads_ - 1; i >= 0; --i) {
+    const int cpu = cpus_[size_t(i) % cpus_.size()];
+    int err = EINVAL;
+    if (cpu >= 0 && cpu < CPU_SETSIZE) {
+      cpu_set_t set;
+      CPU_ZERO(&set);
+      CPU_SET(cpu, &set);
+      pthread_t t = i == 0 ? pthread_self() : workers_[size_t(i - 1)].native_handle();
+      err = pthread_setaffinity_np(t, sizeof(set), &set);
+    }
+    if (err != 0)
+      log_warn("thread pool: cannot pin thread " + std::to_string(i) + " to cpu " +
+               std::to_string(cpu) + " (" + std::system_category().message(err) +
+               "); it runs unpinned");
+  }
 }
 
 ThreadPool::~ThreadPool() {
@@ -63,6 +104,32 @@ void ThreadPool::dispatch(Fn fn, void* ctx) {
     } else {
       pending_.wait(p, std::memory_order_acquire);
     }
+  }
+}
+
+void ThreadPool::barrier() {
+  if (n_threads_ == 1) return;
+  // acq_rel: the round's last arrival acquires every earlier arrival's writes through the chain
+  // of increments, then releases them all with its store of `passed`.
+  const uint64_t ticket = barrier_.arrived.fetch_add(1, std::memory_order_acq_rel);
+  const uint64_t n = uint64_t(n_threads_);
+  const uint32_t round = uint32_t(ticket / n);
+  if (ticket % n == n - 1) {
+    // seq_cst store and load: either this sees the sleeper, or the sleeper's futex sees the
+    // new value (the store-load order a release store would not give on x86).
+    barrier_.passed.store(round + 1, std::memory_order_seq_cst);
+    if (barrier_.sleepers.load(std::memory_order_seq_cst) != 0) barrier_.passed.notify_all();
+    return;
+  }
+  int spin = 0;
+  while (barrier_.passed.load(std::memory_order_acquire) == round) {
+    if (spin++ < spin_limit_) {
+      EG_CPU_RELAX();
+      continue;
+    }
+    barrier_.sleepers.fetch_add(1, std::memory_order_seq_cst);
+    barrier_.passed.wait(round, std::memory_order_acquire);
+    barrier_.sleepers.fetch_sub(1, std::memory_order_relaxed);
   }
 }
 

@@ -1,6 +1,8 @@
 // Persistent thread pool for the forward pass. A small model runs hundreds of matmuls per token,
 // so dispatch must be cheap: workers spin briefly on a generation counter before sleeping on it
-// (C++20 atomic wait = futex), and the caller takes part as thread 0.
+// (C++20 atomic wait = futex), and the caller takes part as thread 0. Threads can be pinned to
+// CPUs (big.LITTLE boards: keep the pool on the performance cores), and a callback can split its
+// work into phases with barrier() instead of paying one dispatch per phase.
 #pragma once
 #include <atomic>
 #include <cstdint>
@@ -13,11 +15,16 @@ namespace edgeglm {
 class ThreadPool {
  public:
   explicit ThreadPool(int n_threads);  // total threads, including the calling one (>= 1)
+  // Thread i runs on cpus[i % cpus.size()]; empty `cpus` = not pinned. The calling thread is
+  // thread 0 and stays pinned after the pool is gone (threads it creates later inherit its mask).
+  // A CPU that cannot be pinned (offline, outside the affinity mask) costs a warning, not an error.
+  ThreadPool(int n_threads, std::vector<int> cpus);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
 
   int size() const { return n_threads_; }
+  const std::vector<int>& cpus() const { return cpus_; }
 
   // Calls fn(ith, nth) once on each of the nth threads; returns when all have finished.
   template <class F>
@@ -26,6 +33,20 @@ class ThreadPool {
     auto tramp = [](void* ctx, int ith, int nth) { (*static_cast<Fn*>(ctx))(ith, nth); };
     dispatch(tramp, const_cast<void*>(static_cast<const void*>(&fn)));
   }
+
+  // Waits until all nth threads of the current run() callback have reached it; everything a
+  // thread wrote before its barrier() is visible to every thread after it. For kernels with
+  // phases in one dispatch:
+  //   pool.run([&](int ith, int nth) {
+  //     quantize_rows(x, my_share(ith, nth), xq);  // phase 1: each thread its part of xq
+  //     pool.barrier();
+  //     matmul_rows(w, xq, my_rows(ith, nth), y);  // phase 2: reads all of xq
+  //   });
+  // Rules: call it only from a run() callback (not parallel_for: that may run on the caller
+  // alone), and on every thread the same number of times, or the pool deadlocks. Returns at once
+  // when size() == 1. Cost: one atomic increment per thread, the waiters spin on one cache line
+  // (with a pause instruction), and no system call unless a thread waited long enough to sleep.
+  void barrier();
 
   // Splits [0, n) into contiguous ranges, one per thread: fn(begin, end), or
   // fn(begin, end, ith) for callers that keep per-thread scratch. `grain` is the least number of
@@ -60,8 +81,10 @@ class ThreadPool {
   using Fn = void (*)(void*, int, int);
   void dispatch(Fn fn, void* ctx);
   void worker(int ith);
+  void pin_threads();
 
   int n_threads_;
+  std::vector<int> cpus_;
   int spin_limit_;  // busy-wait iterations before sleeping; 0 when threads outnumber cores
   std::vector<std::thread> workers_;
   std::atomic<uint32_t> generation_{0};
@@ -69,6 +92,17 @@ class ThreadPool {
   std::atomic<bool> stop_{false};
   Fn fn_ = nullptr;
   void* ctx_ = nullptr;
+
+  // Barrier state, on its own cache line so that arrivals do not disturb the dispatch counters.
+  // Arrival number k (counted over the pool's life) belongs to round k / n_threads_; the last
+  // arrival of a round sets `passed` to round + 1. Nothing is reset between rounds, so a thread
+  // that leaves one barrier and arrives at the next while others still wake up cannot mix them.
+  struct alignas(64) BarrierState {
+    std::atomic<uint64_t> arrived{0};  // 64 bits: never wraps, so k / n_threads_ stays exact
+    std::atomic<uint32_t> passed{0};   // rounds completed (mod 2^32); 32 bits for the futex
+    std::atomic<int> sleepers{0};      // threads in passed.wait(); notify only when > 0
+  };
+  BarrierState barrier_;
 };
 
 }  // namespace edgeglm
