@@ -46,6 +46,7 @@ Result<PerplexityResult> perplexity(const model::Model& model, const tokenizer::
   co.n_ctx = n_ctx;
   co.n_ubatch = std::min<int64_t>(opts.n_ubatch, n_ctx);
   co.all_logits = true;
+  co.kv_type = opts.kv_type;
   EG_ASSIGN_OR_RETURN(auto ctx, model::Context::create(model, co, pool));
 
   PerplexityResult r;

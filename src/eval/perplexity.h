@@ -25,6 +25,7 @@ struct PerplexityOptions {
   PplProtocol protocol = PplProtocol::kLlamaCpp;
   int64_t max_chunks = -1;  // < 0: all
   int64_t n_ubatch = 64;
+  DType kv_type = DType::F16;  // KV cache type (model::ContextOptions::kv_type)
 };
 
 struct PerplexityResult {

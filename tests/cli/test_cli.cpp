@@ -177,3 +177,44 @@ TEST(Cli, PromptFromFileEqualsPromptFlag) {
   CliResult both = run("run -m " + model + " -f " + f + " -p x");
   EXPECT_NE(both.code, 0);
 }
+
+TEST(Cli, ThreadKvAndCpuFlagsAreValidated) {
+  EDGEGLM_REQUIRE_SHARED("models/stories260K/stories260K.gguf");
+  const std::string m = shared_path("models/stories260K/stories260K.gguf");
+  for (const std::string bad : {"--threads 0", "--threads many", "--cpus 99", "--cpus 3-1",
+                                "--kv-type q4_0"}) {
+    CliResult r = run("run -m " + m + " -n 4 " + bad);
+    EXPECT_NE(r.code, 0) << bad;
+    EXPECT_EQ(r.out, "") << bad;
+    const std::string flag = bad.substr(0, bad.find(' '));
+    EXPECT_NE(r.err.find(flag), std::string::npos) << bad << ": " << r.err;
+  }
+  // A valid pin and each cache type generate; q8_0 needs head size 32k, which stories260K lacks.
+  CliResult pinned = run("run -m " + m + " -p \"\" -n 8 --temp 0 --cpus 0 --kv-type f32");
+  EXPECT_EQ(pinned.code, 0) << pinned.err;
+  CliResult f16 = run("run -m " + m + " -p \"\" -n 8 --temp 0 -t 2");
+  EXPECT_EQ(f16.code, 0) << f16.err;
+  EXPECT_EQ(pinned.out, f16.out);  // 8 greedy tokens: f16 and f32 caches agree here
+  CliResult q8 = run("run -m " + m + " -p \"\" -n 8 --kv-type q8_0");
+  EXPECT_EQ(q8.code, 1);
+  EXPECT_NE(q8.err.find("multiple of 32"), std::string::npos) << q8.err;
+}
+
+TEST(Cli, InfoCpuSaysWhichKernelsServeEachFormat) {
+  CliResult r = run("info --cpu");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("kernels:"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("cores:"), std::string::npos) << r.out;
+  // Every integer format named with the table serving it and its int8 path.
+  for (const char* f : {"q8_0=", "q4_0=", "q4_k=", "q6_k="}) {
+    const size_t at = r.out.find(f);
+    ASSERT_NE(at, std::string::npos) << f << " in " << r.out;
+    const std::string entry = r.out.substr(at, r.out.find_first_of(" \n", at) - at);
+    EXPECT_TRUE(entry.ends_with("/int8")) << entry;
+  }
+  // Forcing the scalar twin shows in the report.
+  setenv("EDGEGLM_ISA", "generic", 1);
+  CliResult g = run("info --cpu");
+  unsetenv("EDGEGLM_ISA");
+  EXPECT_NE(g.out.find("q4_0=generic/int8"), std::string::npos) << g.out;
+}

@@ -38,9 +38,8 @@ int run(const ChatArgs& a) {
   }
   if (!tmpl.ok()) return fail(tmpl.status().with_context(a.model.model));
 
-  ThreadPool pool(a.model.thread_count());
-  model::ContextOptions co;
-  co.n_ctx = a.model.ctx;
+  ThreadPool pool(a.model.thread_count(), a.model.pin_cpus());
+  model::ContextOptions co = a.model.context_options();
   auto session = runtime::Session::create(*loaded->model, tok, co, pool);
   if (!session.ok()) return fail(session.status());
 

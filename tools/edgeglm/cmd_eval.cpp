@@ -25,9 +25,10 @@ int run(const EvalArgs& a) {
   if (!text.ok()) return fail(text.status());
   eval::PerplexityOptions po;
   po.n_ctx = a.model.ctx;
+  po.kv_type = a.model.kv_type;
   po.protocol = a.protocol == "full" ? eval::PplProtocol::kFull : eval::PplProtocol::kLlamaCpp;
   po.max_chunks = a.chunks;
-  ThreadPool pool(a.model.thread_count());
+  ThreadPool pool(a.model.thread_count(), a.model.pin_cpus());
   auto r = eval::perplexity(*loaded->model, *loaded->tokenizer, *text, po, pool,
                             [&](int64_t done, int64_t total, double ppl) {
                               std::fprintf(stderr, "\r[%lld/%lld] ppl %.4f", (long long)done,

@@ -3,6 +3,7 @@
 #include <map>
 
 #include "common.h"
+#include "core/cpu_topology.h"
 #include "core/sys_info.h"
 #include "formats/model_file.h"
 #include "kernels/isa.h"
@@ -18,6 +19,7 @@ struct InfoArgs {
   bool metadata = false;
   bool tensors = false;
   bool cpu = false;
+  DType kv_type = DType::F16;
 };
 
 double mib(double bytes) { return bytes / (1024.0 * 1024.0); }
@@ -25,10 +27,25 @@ double mib(double bytes) { return bytes / (1024.0 * 1024.0); }
 int run(const InfoArgs& a) {
   if (a.cpu) {
     std::printf("cpu features: %s\n", cpu_features_string().c_str());
+    std::printf("cores:        %s\n", system_topology().describe().c_str());
     std::string isas;
     for (const kernels::KernelTable* t : kernels::available_isas()) isas += std::string(" ") + t->name;
     std::printf("kernels:      %s (compiled and usable:%s; EDGEGLM_ISA=name forces one)\n",
                 kernels::active_isa().name, isas.c_str());
+    std::printf("threads:      --threads auto = %d%s\n", auto_thread_count(system_topology()),
+                auto_pin_cpus(system_topology()).empty()
+                    ? ""
+                    : (", pinned to cpu " + format_cpu_list(auto_pin_cpus(system_topology()))).c_str());
+    // Which table computes each weight format, and how (int8 activations or float).
+    std::printf("formats:     ");
+    for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1,
+                    DType::Q5_0, DType::Q5_1, DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K,
+                    DType::Q6_K}) {
+      const kernels::ResolvedFormat r = kernels::resolve_format(kernels::active_isa(), t);
+      std::printf(" %s=%s%s", dtype_name(t), r.isa ? r.isa : "none",
+                  r.k.q ? "/int8" : (r.k.f && dtype_traits(t)->quantized ? "/dequant" : ""));
+    }
+    std::printf("\n");
   }
   if (a.model.empty()) return a.cpu ? 0 : fail(Status::error("info: a model path is required"));
   auto m = model::Model::load(a.model, a.tokenizer);
@@ -68,14 +85,15 @@ int run(const InfoArgs& a) {
   const double params = double(mod.n_params());
   std::printf("parameters:    %.2f M, %.3f bits per weight, weights %.2f MiB\n", params / 1e6,
               8.0 * double(mod.weight_bytes()) / params, mib(double(mod.weight_bytes())));
-  const size_t kv = mod.kv_cache_bytes(a.ctx);
+  const size_t kv = mod.kv_cache_bytes(a.ctx, a.kv_type);
   model::ContextOptions co;
   co.n_ctx = a.ctx;
-  const int threads = ThreadPool::hardware_threads();
+  co.kv_type = a.kv_type;
+  const int threads = auto_thread_count(system_topology());
   const size_t act = model::Context::planned_bytes(mod, co, threads) - kv;
-  std::printf("memory at --ctx %lld: weights %.2f MiB (mmapped) + KV cache %.2f MiB (f32) + "
+  std::printf("memory at --ctx %lld: weights %.2f MiB (mmapped) + KV cache %.2f MiB (%s) + "
               "activations %.2f MiB (%d threads) = %.2f MiB\n",
-              (long long)a.ctx, mib(double(mod.weight_bytes())), mib(double(kv)), mib(double(act)),
+              (long long)a.ctx, mib(double(mod.weight_bytes())), mib(double(kv)), dtype_name(a.kv_type), mib(double(act)),
               threads, mib(double(mod.weight_bytes() + kv + act)));
   std::printf("bytes read per decoded token: %.2f MiB\n", mib(double(mod.bytes_per_token())));
 
@@ -110,7 +128,9 @@ void register_info(CLI::App& app, int& exit_code) {
       ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
   cmd->add_flag("--metadata", a->metadata, "list every metadata key");
   cmd->add_flag("--tensors", a->tensors, "list every tensor");
-  cmd->add_flag("--cpu", a->cpu, "print the CPU features detected");
+  add_kv_type_option(cmd, a->kv_type);
+  cmd->add_flag("--cpu", a->cpu,
+                "print the CPU features and cores detected, and which kernels serve each format");
   cmd->callback([a, &exit_code] { exit_code = run(*a); });
 }
 

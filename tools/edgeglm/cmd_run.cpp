@@ -26,9 +26,8 @@ int run(RunArgs a) {
   }
   auto loaded = load_model(a.model);
   if (!loaded.ok()) return fail(loaded.status());
-  ThreadPool pool(a.model.thread_count());
-  model::ContextOptions co;
-  co.n_ctx = a.model.ctx;
+  ThreadPool pool(a.model.thread_count(), a.model.pin_cpus());
+  model::ContextOptions co = a.model.context_options();
   auto session = runtime::Session::create(*loaded->model, *loaded->tokenizer, co, pool);
   if (!session.ok()) return fail(session.status());
   const tokenizer::Tokenizer& tok = *loaded->tokenizer;

@@ -2,9 +2,15 @@
 
 #include <cstdio>
 
+#include "core/cpu_topology.h"
 #include "core/sys_info.h"
 
 namespace edgeglm::cli {
+
+const CpuTopology& system_topology() {
+  static const CpuTopology topo = read_cpu_topology();
+  return topo;
+}
 
 int fail(const Status& s) {
   std::fprintf(stderr, "edgeglm: error: %s\n", s.message().c_str());
@@ -15,11 +21,64 @@ void ModelArgs::add(CLI::App* cmd, bool with_ctx) {
   cmd->add_option("-m,--model", model, "model: .gguf file, llama2.c .bin, or Hugging Face directory")
       ->required();
   cmd->add_option("--tokenizer", tokenizer, "llama2.c tokenizer.bin for a llama2.c checkpoint");
-  cmd->add_option("-t,--threads", threads, "threads (default: all usable cores)")
-      ->check(CLI::Range(0, 1024));
-  if (with_ctx)
+  // Validated while parsing, so a bad value is one CLI11 error line naming the flag.
+  cmd->add_option("-t,--threads", threads,
+                  "threads: auto (the performance cores, or one per --cpus entry) or 1..1024")
+      ->type_name("AUTO|N")
+      ->default_str("auto")
+      ->transform(CLI::Validator(
+          [](std::string& s) {
+            auto n = parse_thread_count(s);
+            if (!n.ok()) return n.status().message();
+            s = std::to_string(*n);
+            return std::string();
+          },
+          ""));
+  cmd->add_option_function<std::string>(
+         "--cpus",
+         [this](const std::string& s) { cpus = parse_usable_cpus(s, system_topology()).value(); },
+         "pin thread i to the i-th CPU of this list, e.g. 4-7 (see info --cpu)")
+      ->check(CLI::Validator(
+          [](std::string& s) {
+            auto ids = parse_usable_cpus(s, system_topology());
+            return ids.ok() ? std::string() : ids.status().message();
+          },
+          ""))
+      ->type_name("LIST");
+  if (with_ctx) {
     cmd->add_option("-c,--ctx", ctx, "context size in tokens (KV cache is sized from it)")
         ->check(CLI::Range(int64_t(16), int64_t(1) << 20));
+    add_kv_type_option(cmd, kv_type);
+  }
+}
+
+void add_kv_type_option(CLI::App* cmd, DType& kv_type) {
+  cmd->add_option_function<std::string>(
+         "--kv-type", [&kv_type](const std::string& s) { kv_type = model::parse_kv_type(s).value(); },
+         "KV cache type: f16 (default), f32, or q8_0 (int8, half of f16; head size multiple of 32)")
+      ->check(CLI::Validator(
+          [](std::string& s) {
+            auto t = model::parse_kv_type(s);
+            return t.ok() ? std::string() : t.status().message();
+          },
+          ""))
+      ->type_name("TYPE");
+}
+
+std::vector<int> ModelArgs::pin_cpus() const {
+  if (!cpus.empty()) return cpus;
+  return threads == 0 ? auto_pin_cpus(system_topology()) : std::vector<int>{};
+}
+
+model::ContextOptions ModelArgs::context_options() const {
+  model::ContextOptions co;
+  co.n_ctx = ctx;
+  co.kv_type = kv_type;
+  return co;
+}
+
+int ModelArgs::thread_count() const {
+  return resolve_thread_count(threads, cpus, system_topology());
 }
 
 Result<Loaded> load_model(const ModelArgs& args) {

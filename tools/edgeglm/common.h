@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "core/cpu_topology.h"
 #include "core/thread_pool.h"
 #include "model/model.h"
 #include "runtime/session.h"
@@ -20,16 +21,26 @@ void register_run(CLI::App& app, int& exit_code);
 void register_chat(CLI::App& app, int& exit_code);
 void register_convert(CLI::App& app, int& exit_code);
 void register_eval(CLI::App& app, int& exit_code);
+void register_bench(CLI::App& app, int& exit_code);
+
+const CpuTopology& system_topology();
+void add_kv_type_option(CLI::App* cmd, DType& kv_type);  // --kv-type f16|f32|q8_0  // read from sysfs once per process
 
 int fail(const Status& s);  // prints "edgeglm: error: ..." to stderr, returns 1
 
 struct ModelArgs {
   std::string model;
   std::string tokenizer;  // llama2.c tokenizer.bin, when the model file has no vocab
-  int threads = 0;        // 0: all usable hardware threads
+  int threads = 0;        // --threads; 0 ("auto"): one per --cpus entry, else the performance cores
+  std::vector<int> cpus;  // --cpus: thread i runs on cpus[i % size]; empty = not pinned
   int64_t ctx = 2048;
+  DType kv_type = DType::F16;  // --kv-type
   void add(CLI::App* cmd, bool with_ctx = true);
-  int thread_count() const { return threads > 0 ? threads : ThreadPool::hardware_threads(); }
+  int thread_count() const;
+  // CPUs the pool pins to: --cpus, or with --threads auto on a big.LITTLE board its performance
+  // cores (auto_pin_cpus); empty: not pinned.
+  std::vector<int> pin_cpus() const;
+  model::ContextOptions context_options() const;  // n_ctx and kv_type from the flags
 };
 
 struct Loaded {
