@@ -185,6 +185,41 @@ INSTANTIATE_TEST_SUITE_P(Formats, MatmulIsa,
                                            DType::Q6_K),
                          [](const auto& info) { return std::string(dtype_name(info.param)); });
 
+// Large prefill shapes: activation tiles that cross the kernels' internal token and column chunks
+// (the ARM kernels chunk at ~128 KB of activations, x86 prefill at 512 columns), row ranges
+// starting inside a tile. Every table against the generic twin.
+TEST(MatmulIsaLarge, ChunkBoundariesDoNotMatter) {
+  std::mt19937 rng(4242);
+  const int64_t cols = 2304, rows = 9, n_tok = 67;  // 154 K activations
+  for (DType dt : {DType::Q4_0, DType::Q8_0, DType::Q6_K, DType::F16}) {
+    auto w = random_weights(dt, rows, cols, rng);
+    const size_t rb = dtype_row_bytes(dt, cols);
+    std::vector<float> x;
+    for (int64_t t = 0; t < n_tok; ++t) {
+      auto xt = random_acts(cols, rng);
+      x.insert(x.end(), xt.begin(), xt.end());
+    }
+    QBuffer qb(cols, n_tok);
+    for (int64_t t = 0; t < n_tok; ++t)
+      kernels::quantize_acts_ref(x.data() + t * cols, cols, qb.a.q + t * cols, qb.a.d + t * qb.a.nb(),
+                                 qb.a.s + t * qb.a.nb());
+    const auto gk = kernels::available_isas().front()->format(dt);
+    std::vector<float> twin(size_t(rows * n_tok), NAN);
+    if (gk.q) gk.q(w.data(), rb, qb.a, twin.data(), rows, 0, rows);
+    else gk.f(dt, w.data(), rb, x.data(), cols, n_tok, twin.data(), rows, 0, rows);
+    for (const kernels::KernelTable* isa : kernels::available_isas()) {
+      const auto rf = kernels::resolve_format(*isa, dt);
+      std::vector<float> y(twin.size(), NAN);
+      for (auto [r0, r1] : {std::pair<int64_t, int64_t>{0, 3}, {3, 9}}) {
+        if (rf.k.q) rf.k.q(w.data(), rb, qb.a, y.data(), rows, r0, r1);
+        else rf.k.f(dt, w.data(), rb, x.data(), cols, n_tok, y.data(), rows, r0, r1);
+      }
+      for (size_t i = 0; i < y.size(); ++i)
+        ASSERT_NEAR(y[i], twin[i], 1e-4 * (1.0 + std::fabs(twin[i]))) << rf.isa << " " << dtype_name(dt) << " i " << i;
+    }
+  }
+}
+
 // The pool entry points: a group of matrices of different formats and one input, against each
 // matrix computed alone by the generic twin, with 1, 2 and 3 threads and odd shapes.
 TEST(MatmulGroup, EqualsEachMatrixAloneForAnyThreadCount) {
