@@ -79,6 +79,13 @@ inline void expand4(__m512 s, float* out) {
     _mm512_store_ps(out + 16 * q, _mm512_permutexvar_ps(_mm512_add_epi32(base, _mm512_set1_epi32(4 * q)), s));
 }
 
+// Software prefetch distance along each weight row: the hardware prefetchers alone left decode at
+// ~55% of the streaming-read bandwidth with several rows in flight.
+#ifndef EG_PREFETCH
+#define EG_PREFETCH 1024
+#endif
+constexpr int kPrefetchBytes = EG_PREFETCH;
+
 // ---------------- Q8_0 ----------------
 // c[b] = -128 * s[b] (weights flipped to unsigned by +128).
 template <int R>
@@ -102,6 +109,7 @@ void rows_q8_0(const uint8_t* const* w, const Prep& p, float* out) {
     for (int k = 0; k < m; ++k) {
       const __m256i a = loadu256((p.q + (b0 + k) * 32));
       for (int r = 0; r < R; ++r) {
+        if ((k & 1) == 0) _mm_prefetch(reinterpret_cast<const char*>(w[r] + (b0 + k) * BS + kPrefetchBytes), _MM_HINT_T0);
         const __m256i x = _mm256_xor_si256(loadu256(w[r] + (b0 + k) * BS + 2), flip);
         const __m256i d = _mm256_dpbusd_epi32(_mm256_setzero_si256(), x, a);
         acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), _mm256_set1_ps(sc[r][k]), acc[r]);
@@ -159,6 +167,8 @@ struct Nibble {
         const __m256i alo = loadu256((ap + k * 32));
         const __m256i ahi = loadu256((ap + k * 32 + 32));
         for (int r = 0; r < R; ++r) {
+          if (((k >> 1) & 1) == 0 || BS > 20)  // one prefetch per 64 bytes of the row or more often
+            _mm_prefetch(reinterpret_cast<const char*>(w[r] + (b0 + k) * BS + kPrefetchBytes), _MM_HINT_T0);
           __m256i lo, hi;
           load(w[r] + (b0 + k) * BS, true, &lo, &hi);
           const __m256i d = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), lo, alo), hi, ahi);
