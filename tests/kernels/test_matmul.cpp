@@ -45,6 +45,15 @@ std::vector<float> random_acts(int64_t n, std::mt19937& rng) {
   return x;
 }
 
+std::vector<float> random_act_rows(int64_t cols, int64_t n_tok, std::mt19937& rng) {
+  std::vector<float> x;
+  for (int64_t t = 0; t < n_tok; ++t) {
+    auto xt = random_acts(cols, rng);
+    x.insert(x.end(), xt.begin(), xt.end());
+  }
+  return x;
+}
+
 struct QBuffer {
   std::vector<uint64_t> mem;
   kernels::QActs a;
@@ -53,6 +62,13 @@ struct QBuffer {
     a = kernels::qacts_view(p, n, n_tok);
   }
 };
+
+// Rows of x (n_tok x cols) into qb by the reference quantizer.
+void quantize_all(const std::vector<float>& x, int64_t cols, int64_t n_tok, QBuffer& qb) {
+  for (int64_t t = 0; t < n_tok; ++t)
+    kernels::quantize_acts_ref(x.data() + t * cols, cols, qb.a.q + t * cols, qb.a.d + t * qb.a.nb(),
+                               qb.a.s + t * qb.a.nb());
+}
 
 bool is_integer_format(DType t) { return kernels::available_isas().front()->format(t).q != nullptr; }
 
@@ -106,17 +122,11 @@ TEST_P(MatmulIsa, EveryIsaMatchesItsScalarTwinAndTheReference) {
       for (int64_t n_tok : {1, 2, 3, 7}) {
         auto w = random_weights(dt, rows, cols, rng);
         const size_t rb = dtype_row_bytes(dt, cols);
-        std::vector<float> x;
-        for (int64_t t = 0; t < n_tok; ++t) {
-          auto xt = random_acts(cols, rng);
-          x.insert(x.end(), xt.begin(), xt.end());
-        }
+        const std::vector<float> x = random_act_rows(cols, n_tok, rng);
         QBuffer qb(cols, integer ? n_tok : 0);
         std::vector<float> xq(x.size());  // dequantized activations
         if (integer) {
-          for (int64_t t = 0; t < n_tok; ++t)
-            kernels::quantize_acts_ref(x.data() + t * cols, cols, qb.a.q + t * cols,
-                                       qb.a.d + t * qb.a.nb(), qb.a.s + t * qb.a.nb());
+          quantize_all(x, cols, n_tok, qb);
           for (int64_t i = 0; i < n_tok * cols; ++i)
             xq[size_t(i)] = qb.a.d[i / 32] * qb.a.q[i];
         }
@@ -194,15 +204,9 @@ TEST(MatmulIsaLarge, ChunkBoundariesDoNotMatter) {
   for (DType dt : {DType::Q4_0, DType::Q8_0, DType::Q6_K, DType::F16}) {
     auto w = random_weights(dt, rows, cols, rng);
     const size_t rb = dtype_row_bytes(dt, cols);
-    std::vector<float> x;
-    for (int64_t t = 0; t < n_tok; ++t) {
-      auto xt = random_acts(cols, rng);
-      x.insert(x.end(), xt.begin(), xt.end());
-    }
+    const std::vector<float> x = random_act_rows(cols, n_tok, rng);
     QBuffer qb(cols, n_tok);
-    for (int64_t t = 0; t < n_tok; ++t)
-      kernels::quantize_acts_ref(x.data() + t * cols, cols, qb.a.q + t * cols, qb.a.d + t * qb.a.nb(),
-                                 qb.a.s + t * qb.a.nb());
+    quantize_all(x, cols, n_tok, qb);
     const auto gk = kernels::available_isas().front()->format(dt);
     std::vector<float> twin(size_t(rows * n_tok), NAN);
     if (gk.q) gk.q(w.data(), rb, qb.a, twin.data(), rows, 0, rows);
@@ -232,17 +236,11 @@ TEST(MatmulGroup, EqualsEachMatrixAloneForAnyThreadCount) {
   for (int i = 0; i < 3; ++i) w.push_back(random_weights(types[i], rows[i], cols, rng));
   for (int i = 0; i < 3; ++i) views.push_back(TensorView::make(types[i], w[size_t(i)].data(), cols, rows[i]));
   for (int64_t n_tok : {1, 5, 70}) {
-    std::vector<float> x;
-    for (int64_t t = 0; t < n_tok; ++t) {
-      auto xt = random_acts(cols, rng);
-      x.insert(x.end(), xt.begin(), xt.end());
-    }
+    const std::vector<float> x = random_act_rows(cols, n_tok, rng);
     // Expected: the generic twin, whole matrices, on this thread.
     std::vector<std::vector<float>> want(3);
     QBuffer qb(cols, n_tok);
-    for (int64_t t = 0; t < n_tok; ++t)
-      kernels::quantize_acts_ref(x.data() + t * cols, cols, qb.a.q + t * cols, qb.a.d + t * qb.a.nb(),
-                                 qb.a.s + t * qb.a.nb());
+    quantize_all(x, cols, n_tok, qb);
     const kernels::KernelTable& generic = *kernels::available_isas().front();
     for (int i = 0; i < 3; ++i) {
       want[size_t(i)].assign(size_t(rows[i] * n_tok), NAN);

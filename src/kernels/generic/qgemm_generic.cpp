@@ -74,52 +74,28 @@ inline int32_t idot(const int32_t* v, const int8_t* a, int n) {
   return s;
 }
 
-// One row of a legacy 32-block format against one activation row.
-float row_q4_0(const void* row, const int8_t* aq, const float* ad, const int32_t* as, int64_t nb) {
-  const BlockQ4_0* b = static_cast<const BlockQ4_0*>(row);
+// One row of a legacy 32-block nibble format against one activation row. Q4_0/Q5_0 are
+// d * (q - kOffset); Q4_1/Q5_1 are d * q + m (kOffset 0, a min field); Q5_x add a fifth bit.
+template <class Block, int kOffset>
+float row_nibbles(const void* row, const int8_t* aq, const float* ad, const int32_t* as, int64_t nb) {
+  constexpr bool kHigh = requires(const Block& b) { b.qh; };
+  constexpr bool kMin = requires(const Block& b) { b.m; };
+  const Block* b = static_cast<const Block*>(row);
   float acc = 0.0f;
   int32_t v[32];
   for (int64_t i = 0; i < nb; ++i) {
     unpack_nibbles(b[i].qs, v);
-    acc += fp16_to_f32(b[i].d) * ad[i] * float(idot(v, aq + 32 * i, 32) - 8 * as[i]);
-  }
-  return acc;
-}
-float row_q4_1(const void* row, const int8_t* aq, const float* ad, const int32_t* as, int64_t nb) {
-  const BlockQ4_1* b = static_cast<const BlockQ4_1*>(row);
-  float acc = 0.0f;
-  int32_t v[32];
-  for (int64_t i = 0; i < nb; ++i) {
-    unpack_nibbles(b[i].qs, v);
-    acc += fp16_to_f32(b[i].d) * ad[i] * float(idot(v, aq + 32 * i, 32)) +
-           fp16_to_f32(b[i].m) * ad[i] * float(as[i]);
-  }
-  return acc;
-}
-float row_q5_0(const void* row, const int8_t* aq, const float* ad, const int32_t* as, int64_t nb) {
-  const BlockQ5_0* b = static_cast<const BlockQ5_0*>(row);
-  float acc = 0.0f;
-  int32_t v[32];
-  for (int64_t i = 0; i < nb; ++i) {
-    uint32_t qh;
-    std::memcpy(&qh, b[i].qh, 4);
-    unpack_nibbles(b[i].qs, v);
-    add_high_bits(qh, v);
-    acc += fp16_to_f32(b[i].d) * ad[i] * float(idot(v, aq + 32 * i, 32) - 16 * as[i]);
-  }
-  return acc;
-}
-float row_q5_1(const void* row, const int8_t* aq, const float* ad, const int32_t* as, int64_t nb) {
-  const BlockQ5_1* b = static_cast<const BlockQ5_1*>(row);
-  float acc = 0.0f;
-  int32_t v[32];
-  for (int64_t i = 0; i < nb; ++i) {
-    uint32_t qh;
-    std::memcpy(&qh, b[i].qh, 4);
-    unpack_nibbles(b[i].qs, v);
-    add_high_bits(qh, v);
-    acc += fp16_to_f32(b[i].d) * ad[i] * float(idot(v, aq + 32 * i, 32)) +
-           fp16_to_f32(b[i].m) * ad[i] * float(as[i]);
+    if constexpr (kHigh) {
+      uint32_t qh;
+      std::memcpy(&qh, b[i].qh, 4);
+      add_high_bits(qh, v);
+    }
+    const int32_t isum = idot(v, aq + 32 * i, 32);
+    if constexpr (kMin) {
+      acc += fp16_to_f32(b[i].d) * ad[i] * float(isum) + fp16_to_f32(b[i].m) * ad[i] * float(as[i]);
+    } else {
+      acc += fp16_to_f32(b[i].d) * ad[i] * float(isum - kOffset * as[i]);
+    }
   }
   return acc;
 }
@@ -212,10 +188,10 @@ void gemm_f(DType t, const void* w, size_t row_bytes, const float* x, int64_t n_
 
 FormatKernels format(DType t) {
   switch (t) {
-    case DType::Q4_0: return {gemm_rows<row_q4_0>, nullptr};
-    case DType::Q4_1: return {gemm_rows<row_q4_1>, nullptr};
-    case DType::Q5_0: return {gemm_rows<row_q5_0>, nullptr};
-    case DType::Q5_1: return {gemm_rows<row_q5_1>, nullptr};
+    case DType::Q4_0: return {gemm_rows<row_nibbles<BlockQ4_0, 8>>, nullptr};
+    case DType::Q4_1: return {gemm_rows<row_nibbles<BlockQ4_1, 0>>, nullptr};
+    case DType::Q5_0: return {gemm_rows<row_nibbles<BlockQ5_0, 16>>, nullptr};
+    case DType::Q5_1: return {gemm_rows<row_nibbles<BlockQ5_1, 0>>, nullptr};
     case DType::Q8_0: return {gemm_rows<row_q8_0>, nullptr};
     case DType::Q4_K: return {gemm_rows<row_q45_k<false>>, nullptr};
     case DType::Q5_K: return {gemm_rows<row_q45_k<true>>, nullptr};
