@@ -88,35 +88,50 @@ constexpr int kPrefetchBytes = EG_PREFETCH;
 
 // ---------------- Q8_0 ----------------
 // c[b] = -128 * s[b] (weights flipped to unsigned by +128).
+// Two blocks per 512-bit vpdpbusd: lanes 0..7 hold block k, 8..15 block k+1; their scales are
+// spread to the same lanes by one permute of the group's 16 scales.
 template <int R>
 void rows_q8_0(const uint8_t* const* w, const Prep& p, float* out) {
   constexpr int BS = sizeof(BlockQ8_0);
   const __m512i idx = lane_offsets(BS);
-  const __m256i flip = _mm256_set1_epi8(char(0x80));
-  __m256 acc[R];
-  __m512 cacc[R];
-  alignas(64) float sc[R][16];
-  for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps(), cacc[r] = _mm512_setzero_ps();
+  const __m512i flip = _mm512_set1_epi8(char(0x80));
+  const __m512i pair0 = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+  const __m512i two = _mm512_set1_epi32(2);
+  __m512 acc[R];  // also takes the offset terms, once per group
+  __m512 sc[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
   for (int64_t b0 = 0; b0 < p.nb; b0 += 16) {
     const int m = int(std::min<int64_t>(16, p.nb - b0));
     const __mmask16 mk = first_lanes(m);
     const __m512 da = _mm512_maskz_loadu_ps(mk, p.d + b0), cf = _mm512_maskz_loadu_ps(mk, p.c + b0);
     for (int r = 0; r < R; ++r) {
-      const __m512 s = _mm512_mul_ps(gather_f16(w[r] + b0 * BS, idx, mk), da);
-      _mm512_store_ps(sc[r], s);
-      cacc[r] = _mm512_fmadd_ps(s, cf, cacc[r]);
+      sc[r] = _mm512_mul_ps(gather_f16(w[r] + b0 * BS, idx, mk), da);
+      acc[r] = _mm512_fmadd_ps(sc[r], cf, acc[r]);
     }
-    for (int k = 0; k < m; ++k) {
-      const __m256i a = loadu256((p.q + (b0 + k) * 32));
+    __m512i sel = pair0;
+    int k = 0;
+    for (; k + 2 <= m; k += 2, sel = _mm512_add_epi32(sel, two)) {
+      const __m512i a = _mm512_loadu_si512(p.q + (b0 + k) * 32);
       for (int r = 0; r < R; ++r) {
-        if ((k & 1) == 0) _mm_prefetch(reinterpret_cast<const char*>(w[r] + (b0 + k) * BS + kPrefetchBytes), _MM_HINT_T0);
-        const __m256i x = _mm256_xor_si256(loadu256(w[r] + (b0 + k) * BS + 2), flip);
-        const __m256i d = _mm256_dpbusd_epi32(_mm256_setzero_si256(), x, a);
-        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), _mm256_set1_ps(sc[r][k]), acc[r]);
+        const uint8_t* blk = w[r] + (b0 + k) * BS;
+        _mm_prefetch(reinterpret_cast<const char*>(blk + kPrefetchBytes), _MM_HINT_T0);
+        const __m512i x = _mm512_xor_si512(
+            _mm512_inserti64x4(_mm512_castsi256_si512(loadu256(blk + 2)), loadu256(blk + BS + 2), 1), flip);
+        const __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), x, a);
+        acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_permutexvar_ps(sel, sc[r]), acc[r]);
+      }
+    }
+    if (k < m) {  // last, odd block of the row: upper lanes stay zero
+      const __m512i a = _mm512_zextsi256_si512(loadu256(p.q + (b0 + k) * 32));
+      for (int r = 0; r < R; ++r) {
+        const __m512i x = _mm512_zextsi256_si512(
+            _mm256_xor_si256(loadu256(w[r] + (b0 + k) * BS + 2), _mm512_castsi512_si256(flip)));
+        const __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), x, a);
+        acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_permutexvar_ps(sel, sc[r]), acc[r]);
       }
     }
   }
-  for (int r = 0; r < R; ++r) out[r] = hsum(acc[r]) + _mm512_reduce_add_ps(cacc[r]);
+  for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(acc[r]);
 }
 
 // ---------------- Q4_0 / Q4_1 / Q5_0 / Q5_1 ----------------
@@ -139,30 +154,56 @@ struct Nibble {
       *hi = _mm256_mask_add_epi8(*hi, kh, *hi, b4);
     }
   }
+  // QH < 0: the packed nibbles of 4 blocks gathered into one vector, (16 bytes each) by one word
+  // permute of two loads (offsets in a block are even): A = bytes 0..63, B = bytes 4*BS-64..4*BS-1.
+  static inline __m512i four_idx() {
+    alignas(64) int16_t ix[32];
+    for (int i = 0; i < 32; ++i) {
+      const int j = i / 8, off = j * BS + QS + 2 * (i % 8);
+      ix[i] = int16_t(j < 3 ? off / 2 : 32 + (off - (4 * BS - 64)) / 2);
+    }
+    return _mm512_load_si512(ix);
+  }
   template <int R>
   static void rows(const uint8_t* const* w, const Prep& p, float* out) {
     const __m512i idx = lane_offsets(BS);
+    [[maybe_unused]] const __m512i fidx = four_idx();
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
     __m256 acc[R];
-    __m512 cacc[R];
+    __m512 acc4[R];  // four-block steps and the offset/min terms
     alignas(64) float sc[R][64];
-    for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps(), cacc[r] = _mm512_setzero_ps();
+    for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps(), acc4[r] = _mm512_setzero_ps();
     for (int64_t b0 = 0; b0 < p.nb; b0 += 16) {
       const int m = int(std::min<int64_t>(16, p.nb - b0));
       const __mmask16 mk = first_lanes(m);
       const __m512 da = _mm512_maskz_loadu_ps(mk, p.d + b0), cf = _mm512_maskz_loadu_ps(mk, p.c + b0);
-        for (int r = 0; r < R; ++r) {
+      for (int r = 0; r < R; ++r) {
         const __m512i g = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), mk, idx, w[r] + b0 * BS, 1);
         const __m512 s = _mm512_mul_ps(_mm512_cvtph_ps(_mm512_cvtepi32_epi16(g)), da);
         expand4(s, sc[r]);
         if constexpr (kMin) {
           const __m512 mn = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(g, 16)));
-          cacc[r] = _mm512_fmadd_ps(mn, cf, cacc[r]);
+          acc4[r] = _mm512_fmadd_ps(mn, cf, acc4[r]);
         } else {
-          cacc[r] = _mm512_fmadd_ps(s, cf, cacc[r]);
+          acc4[r] = _mm512_fmadd_ps(s, cf, acc4[r]);
         }
       }
       const int8_t* ap = p.pair + b0 * 32;  // 64 bytes per pair of blocks
       int k = 0;
+      if constexpr (QH < 0) {
+        for (; k + 4 <= m; k += 4) {
+          const __m512i p0 = _mm512_loadu_si512(ap + k * 32), p1 = _mm512_loadu_si512(ap + k * 32 + 64);
+          const __m512i alo = _mm512_shuffle_i64x2(p0, p1, 0x44), ahi = _mm512_shuffle_i64x2(p0, p1, 0xEE);
+          for (int r = 0; r < R; ++r) {
+            const uint8_t* blk = w[r] + (b0 + k) * BS;
+            _mm_prefetch(reinterpret_cast<const char*>(blk + kPrefetchBytes), _MM_HINT_T0);
+            const __m512i x = _mm512_permutex2var_epi16(_mm512_loadu_si512(blk), fidx, _mm512_loadu_si512(blk + 4 * BS - 64));
+            const __m512i lo = _mm512_and_si512(x, m4), hi = _mm512_and_si512(_mm512_srli_epi16(x, 4), m4);
+            const __m512i d = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, alo), hi, ahi);
+            acc4[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_load_ps(sc[r] + 4 * k), acc4[r]);
+          }
+        }
+      }
       for (; k + 2 <= m; k += 2) {
         const __m256i alo = loadu256((ap + k * 32));
         const __m256i ahi = loadu256((ap + k * 32 + 32));
@@ -186,7 +227,7 @@ struct Nibble {
         }
       }
     }
-    for (int r = 0; r < R; ++r) out[r] = hsum(acc[r]) + _mm512_reduce_add_ps(cacc[r]);
+    for (int r = 0; r < R; ++r) out[r] = hsum(acc[r]) + _mm512_reduce_add_ps(acc4[r]);
   }
 };
 using NibQ4_0 = Nibble<sizeof(BlockQ4_0), 2, -1, false>;
@@ -295,23 +336,36 @@ void rows_q6_k(const uint8_t* const* w, const Prep& p, float* out) {
 // ---------------- driver ----------------
 using RowsFn = void (*)(const uint8_t* const*, const Prep&, float*);
 
+// Rows in flight per call of a kernel (more rows: more independent streams for the memory system,
+// measured per format family).
+#ifndef EG_ROWS_Q8
+#define EG_ROWS_Q8 8
+#endif
+#ifndef EG_ROWS_NIB
+#define EG_ROWS_NIB 6
+#endif
 constexpr int kRowsInFlight = 4;
+constexpr int kRowsQ8 = EG_ROWS_Q8;
+constexpr int kRowsNib = EG_ROWS_NIB;
+constexpr int kMaxRows = 16;
+static_assert(kRowsQ8 <= kMaxRows && kRowsNib <= kMaxRows);
 
 struct Kernel {
-  RowsFn many;  // kRowsInFlight rows
+  RowsFn many;  // `rows` rows
   RowsFn one;
   enum Kind { kOffset, kMin, kMinK, kQ6K, kNone } kind;
   float offset;  // kOffset: the weight offset
   bool pairs;    // needs the nibble pair layout
+  int rows = kRowsInFlight;
 };
 
 Kernel kernel_for(DType t) {
   switch (t) {
-    case DType::Q8_0: return {rows_q8_0<kRowsInFlight>, rows_q8_0<1>, Kernel::kOffset, 128.0f, false};
-    case DType::Q4_0: return {NibQ4_0::rows<kRowsInFlight>, NibQ4_0::rows<1>, Kernel::kOffset, 8.0f, true};
-    case DType::Q5_0: return {NibQ5_0::rows<kRowsInFlight>, NibQ5_0::rows<1>, Kernel::kOffset, 16.0f, true};
-    case DType::Q4_1: return {NibQ4_1::rows<kRowsInFlight>, NibQ4_1::rows<1>, Kernel::kMin, 0.0f, true};
-    case DType::Q5_1: return {NibQ5_1::rows<kRowsInFlight>, NibQ5_1::rows<1>, Kernel::kMin, 0.0f, true};
+    case DType::Q8_0: return {rows_q8_0<kRowsQ8>, rows_q8_0<1>, Kernel::kOffset, 128.0f, false, kRowsQ8};
+    case DType::Q4_0: return {NibQ4_0::rows<kRowsNib>, NibQ4_0::rows<1>, Kernel::kOffset, 8.0f, true, kRowsNib};
+    case DType::Q5_0: return {NibQ5_0::rows<kRowsNib>, NibQ5_0::rows<1>, Kernel::kOffset, 16.0f, true, kRowsNib};
+    case DType::Q4_1: return {NibQ4_1::rows<kRowsNib>, NibQ4_1::rows<1>, Kernel::kMin, 0.0f, true, kRowsNib};
+    case DType::Q5_1: return {NibQ5_1::rows<kRowsNib>, NibQ5_1::rows<1>, Kernel::kMin, 0.0f, true, kRowsNib};
     case DType::Q4_K:
       return {KQuant45<false>::rows<kRowsInFlight>, KQuant45<false>::rows<1>, Kernel::kMinK, 0.0f, false};
     case DType::Q5_K:
@@ -374,13 +428,14 @@ void decode_gemm(DType t, const void* w, size_t row_bytes, const QActs& a, float
       preps[t] = prepare(k, a, t0 + t, s.f.data() + size_t(t) * nf, s.pair.data() + size_t(t) * np);
     const uint8_t* base = static_cast<const uint8_t*>(w);
     int64_t r = r0;
-    for (; r + kRowsInFlight <= r1; r += kRowsInFlight) {
-      const uint8_t* rows[kRowsInFlight];
-      for (int i = 0; i < kRowsInFlight; ++i) rows[i] = base + size_t(r + i) * row_bytes;
+    const int nr = k.rows;
+    for (; r + nr <= r1; r += nr) {
+      const uint8_t* rows[kMaxRows];
+      for (int i = 0; i < nr; ++i) rows[i] = base + size_t(r + i) * row_bytes;
       for (int64_t t = 0; t < nt; ++t) {
-        float out[kRowsInFlight];
+        float out[kMaxRows];
         k.many(rows, preps[t], out);
-        for (int i = 0; i < kRowsInFlight; ++i) y[(t0 + t) * ldy + r + i] = out[i];
+        for (int i = 0; i < nr; ++i) y[(t0 + t) * ldy + r + i] = out[i];
       }
     }
     for (; r < r1; ++r) {
