@@ -32,6 +32,10 @@ TEST_P(MatmulTiles, EveryIsaMatchesTheTwinOnTiledShapes) {
       {33, 2 * 256, 16, 0, 33},       {50, 3 * 256, 64, 0, 50},    {100, 576 * blk / 32, 7, 3, 97},
       {48, 1536 * blk / 256, 13, 16, 48}, {17, 1024, 70, 0, 17},   {64, 2304, 1, 0, 64},
       {5, 4608, 2, 1, 5},             {37, 256, 130, 0, 37},
+      // row ranges that start and end inside 4-row tiles, many tokens (AVX2 4x3 / NEON 4x2 tiles)
+      {23, 3 * 256, 16, 1, 22}, {30, 2 * 256, 64, 3, 30}, {13, 5 * 256, 130, 2, 13},
+      {11, 9 * 256, 1, 1, 10},  {9, 1280, 2, 3, 8},       {6, 256, 3, 5, 6},
+      {18, 768, 5, 0, 17},
   };
   std::mt19937 rng(4321);
   std::normal_distribution<float> nd(0.0f, 1.0f);
