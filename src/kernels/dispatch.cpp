@@ -156,12 +156,12 @@ struct Segment {
   int64_t first;  // index of its first row among all rows of the group
 };
 
-// Segments resolved for the active table. Cached per thread of the caller for the last table, so
-// a decode step does not walk the tables for every matmul.
+// Kernels per format for the active table and activation mode, cached per calling thread so a
+// decode step does not walk the tables for every matmul (GGUF type ids below 32 are cached).
 struct Resolver {
   const KernelTable* table = nullptr;
   bool float_mode = false;
-  ResolvedFormat cache[32];
+  FormatKernels cache[32];
   bool cached[32] = {};
   QuantizeActs quantize = nullptr;
   FormatKernels get(DType t) {
@@ -176,10 +176,10 @@ struct Resolver {
     const uint32_t id = uint32_t(t);
     if (id >= 32) return resolve(active, t);
     if (!cached[id]) {
-      cache[id] = {resolve(active, t), nullptr};
+      cache[id] = resolve(active, t);
       cached[id] = true;
     }
-    return cache[id].k;
+    return cache[id];
   }
   FormatKernels resolve(const KernelTable& active, DType t) const {
     FormatKernels k = resolve_format(active, t).k;
