@@ -86,6 +86,13 @@ inline void expand4(__m512 s, float* out) {
 #endif
 constexpr int kPrefetchBytes = EG_PREFETCH;
 
+// Prefetches the `Bytes` bytes that start kPrefetchBytes after p (one super-block of a K-quant row).
+template <int Bytes>
+inline void prefetch_ahead(const void* p) {
+  const char* c = static_cast<const char*>(p) + kPrefetchBytes;
+  for (int o = 0; o < Bytes; o += 64) _mm_prefetch(c + o, _MM_HINT_T0);
+}
+
 // ---------------- Q8_0 ----------------
 // c[b] = -128 * s[b] (weights flipped to unsigned by +128).
 // Two blocks per 512-bit vpdpbusd: lanes 0..7 hold block k, 8..15 block k+1; their scales are
@@ -261,6 +268,7 @@ struct KQuant45 {
       const __m256 da = _mm256_loadu_ps(p.d + 8 * i), cf = _mm256_loadu_ps(p.c + 8 * i);
       for (int r = 0; r < R; ++r) {
         const Block* b = reinterpret_cast<const Block*>(w[r]) + i;
+        prefetch_ahead<sizeof(Block)>(b);
         __m256 s, mn;
         scales_k4(b->scales, &s, &mn);
         const __m256 d = _mm256_set1_ps(_cvtsh_ss(b->d)), dmin = _mm256_set1_ps(_cvtsh_ss(b->dmin));
@@ -305,6 +313,7 @@ void rows_q6_k(const uint8_t* const* w, const Prep& p, float* out) {
     const __m512 da = _mm512_loadu_ps(p.d16 + 16 * i), cf = _mm512_loadu_ps(p.c + 16 * i);
     for (int r = 0; r < R; ++r) {
       const BlockQ6_K* b = reinterpret_cast<const BlockQ6_K*>(w[r]) + i;
+      prefetch_ahead<sizeof(BlockQ6_K)>(b);
       const __m512 s8 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(loadu128(b->scales)));
       const __m512 s = _mm512_mul_ps(_mm512_mul_ps(s8, _mm512_set1_ps(_cvtsh_ss(b->d))), da);
       expand4(s, sc[r]);
