@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "core/mapped_file.h"
+#include "cli_test_util.h"
 #include "test_util.h"
 
 using edgeglm::test::bin_path;
@@ -17,27 +18,9 @@ using edgeglm::test::shared_path;
 
 namespace {
 
-struct CliResult {
-  int code;
-  std::string out;
-  std::string err;
-};
-
+using edgeglm::test::CliResult;
 CliResult run(const std::string& args, const std::string& stdin_file = "/dev/null") {
-  // One file per process: ctest runs test cases as parallel processes.
-  const std::string err_file =
-      edgeglm::test::temp_path("cli_stderr_" + std::to_string(getpid()) + ".txt");
-  const std::string cmd = bin_path("edgeglm") + " " + args + " 2>" + err_file + " <" + stdin_file;
-  CliResult r;
-  FILE* p = popen(cmd.c_str(), "r");
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.err = edgeglm::read_text_file(err_file).value();
-  std::remove(err_file.c_str());
-  return r;
+  return edgeglm::test::run_cli(args, stdin_file);
 }
 
 std::string write_file(const std::string& name, const std::string& bytes) {

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/mapped_file.h"
+#include "cli_test_util.h"
 #include "test_util.h"
 
 using edgeglm::test::bin_path;
@@ -20,27 +21,8 @@ using edgeglm::test::shared_path;
 
 namespace {
 
-struct BenchCli {
-  int code;
-  std::string out;
-  std::string err;
-};
-
-BenchCli bench(const std::string& args) {
-  const std::string err_file =
-      edgeglm::test::temp_path("cli_bench_stderr_" + std::to_string(getpid()) + ".txt");
-  const std::string cmd = bin_path("edgeglm") + " bench " + args + " 2>" + err_file + " </dev/null";
-  BenchCli r;
-  FILE* p = popen(cmd.c_str(), "r");
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  const int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.err = edgeglm::read_text_file(err_file).value();
-  std::remove(err_file.c_str());
-  return r;
-}
+using BenchCli = edgeglm::test::CliResult;
+BenchCli bench(const std::string& args) { return edgeglm::test::run_cli("bench " + args); }
 
 // A cache directory of this process, so parallel test processes never share files.
 std::string cache_dir() {
