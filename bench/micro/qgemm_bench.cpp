@@ -24,10 +24,8 @@
 using namespace edgeglm;
 
 static DType parse_type(const std::string& s) {
-  for (int i = 0; i < 40; ++i) {
-    const DType t = DType(i);
-    if (dtype_traits(t) && s == dtype_name(t)) return t;
-  }
+  auto t = dtype_from_name(s);  // GGUF types and edgeglm's own (ids >= 1024)
+  if (t.ok()) return *t;
   std::fprintf(stderr, "unknown type %s\n", s.c_str());
   std::exit(2);
 }

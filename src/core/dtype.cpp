@@ -18,6 +18,14 @@ constexpr DTypeTraits kTraits[] = {
     {DType::I8, "i8", 1, 1, false},         {DType::I16, "i16", 1, 2, false},
     {DType::I32, "i32", 1, 4, false},       {DType::I64, "i64", 1, 8, false},
     {DType::F64, "f64", 1, 8, false},       {DType::BF16, "bf16", 1, 2, false},
+    // edgeglm's own (quant/blocks.h): the per-row formats count 32-element "blocks" of bare
+    // quants after a per-row header.
+    {DType::I8_ROW, "i8_row", 32, 32, true, 4},
+    {DType::U8_ROW, "u8_row", 32, 32, true, 8},
+    {DType::I4_G64, "i4_g64", 64, 34, true},
+    {DType::I4_G128, "i4_g128", 128, 66, true},
+    {DType::U4_G64, "u4_g64", 64, 36, true},
+    {DType::U4_G128, "u4_g128", 128, 68, true},
 };
 
 }  // namespace
@@ -49,12 +57,17 @@ const char* dtype_name(DType t) {
 
 bool dtype_row_ok(DType t, int64_t n) {
   const DTypeTraits* tr = dtype_traits(t);
-  return tr && n >= 0 && n % tr->block_size == 0;
+  if (!tr || n < 0 || n % tr->block_size != 0) return false;
+  return tr->row_header_bytes == 0 || n > 0;
 }
 
 size_t dtype_row_bytes(DType t, int64_t n) {
   const DTypeTraits* tr = dtype_traits(t);
-  return tr ? size_t(n / tr->block_size) * size_t(tr->block_bytes) : 0;
+  return tr ? size_t(tr->row_header_bytes) + size_t(n / tr->block_size) * size_t(tr->block_bytes) : 0;
+}
+
+double dtype_bits_per_weight(DType t, int64_t n) {
+  return n > 0 ? 8.0 * double(dtype_row_bytes(t, n)) / double(n) : dtype_bits_per_weight(t);
 }
 
 }  // namespace edgeglm

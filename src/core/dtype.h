@@ -1,6 +1,6 @@
 // Tensor element types. Ids are GGUF's ggml_type ids wherever GGUF defines the format, so a file
-// written with them loads in llama.cpp. Formats of edgeglm's own will take ids >= 1024 and names
-// that never change.
+// written with them loads in llama.cpp. Formats of edgeglm's own take ids >= 1024 and names that
+// never change (byte layouts in quant/blocks.h); llama.cpp cannot load files that use them.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -31,6 +31,13 @@ enum class DType : uint32_t {
   I64 = 27,
   F64 = 28,
   BF16 = 30,
+  // edgeglm's own formats (quant/blocks.h). Ids and names are fixed forever.
+  I8_ROW = 1024,   // "i8_row":  per-row symmetric int8 (f32 scale header)
+  U8_ROW = 1025,   // "u8_row":  per-row asymmetric uint8 (f32 scale + f32 min header)
+  I4_G64 = 1026,   // "i4_g64":  symmetric 4-bit, fp16 scale per 64
+  I4_G128 = 1027,  // "i4_g128": symmetric 4-bit, fp16 scale per 128
+  U4_G64 = 1028,   // "u4_g64":  asymmetric 4-bit, fp16 scale + min per 64
+  U4_G128 = 1029,  // "u4_g128": asymmetric 4-bit, fp16 scale + min per 128
 };
 
 struct DTypeTraits {
@@ -39,6 +46,9 @@ struct DTypeTraits {
   int64_t block_size;   // elements per block (1 for plain types)
   int64_t block_bytes;  // bytes per block
   bool quantized;
+  // Bytes in front of every row (per-row scale fields of I8_ROW / U8_ROW; 0 for block formats):
+  // a row of n elements is row_header_bytes + n / block_size * block_bytes bytes.
+  int64_t row_header_bytes = 0;
 };
 
 // Traits of a supported type, or nullptr for an id edgeglm does not know.
@@ -47,13 +57,19 @@ Result<DType> dtype_from_id(uint32_t id);
 Result<DType> dtype_from_name(std::string_view name);  // case-insensitive
 const char* dtype_name(DType t);
 
-// Bytes of a row of n elements; n must be a multiple of the block size (check with
-// dtype_row_ok first when n comes from input).
+// Bytes of a row of n elements, per-row header included; n must be a multiple of the block size
+// (check with dtype_row_ok first when n comes from input). Never assume n / block_size *
+// block_bytes: the per-row formats have a header.
 size_t dtype_row_bytes(DType t, int64_t n);
+// n is a valid row length: a multiple of the block size (and, for per-row formats, at least one
+// block, so there is something to scale).
 bool dtype_row_ok(DType t, int64_t n);
+// Storage bits per weight of the blocks alone (the limit for long rows of per-row formats).
 inline double dtype_bits_per_weight(DType t) {
   const DTypeTraits* tr = dtype_traits(t);
   return tr ? 8.0 * double(tr->block_bytes) / double(tr->block_size) : 0.0;
 }
+// Exact bits per weight of a row of n elements (per-row header included).
+double dtype_bits_per_weight(DType t, int64_t n);
 
 }  // namespace edgeglm

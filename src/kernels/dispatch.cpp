@@ -157,13 +157,21 @@ struct Segment {
 };
 
 // Kernels per format for the active table and activation mode, cached per calling thread so a
-// decode step does not walk the tables for every matmul (GGUF type ids below 32 are cached).
+// decode step does not walk the tables for every matmul (GGUF type ids below 32 and edgeglm's own
+// ids 1024..1055 are cached).
 struct Resolver {
+  static constexpr int kSlots = 64;
   const KernelTable* table = nullptr;
   bool float_mode = false;
-  FormatKernels cache[32];
-  bool cached[32] = {};
+  FormatKernels cache[kSlots];
+  bool cached[kSlots] = {};
   QuantizeActs quantize = nullptr;
+  static int slot(DType t) {
+    const uint32_t id = uint32_t(t);
+    if (id < 32) return int(id);
+    if (id >= 1024 && id < 1024 + 32) return int(32 + id - 1024);
+    return -1;
+  }
   FormatKernels get(DType t) {
     const KernelTable& active = active_isa();
     const bool fm = float_acts();
@@ -173,13 +181,13 @@ struct Resolver {
       std::fill(std::begin(cached), std::end(cached), false);
       quantize = resolve_quantize_acts(active);
     }
-    const uint32_t id = uint32_t(t);
-    if (id >= 32) return resolve(active, t);
-    if (!cached[id]) {
-      cache[id] = resolve(active, t);
-      cached[id] = true;
+    const int k = slot(t);
+    if (k < 0) return resolve(active, t);
+    if (!cached[k]) {
+      cache[k] = resolve(active, t);
+      cached[k] = true;
     }
-    return cache[id];
+    return cache[k];
   }
   FormatKernels resolve(const KernelTable& active, DType t) const {
     FormatKernels k = resolve_format(active, t).k;

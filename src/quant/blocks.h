@@ -1,5 +1,5 @@
 // Weight-format blocks, byte-identical to GGUF/ggml so tensors can be mmapped from a .gguf file
-// and written back for llama.cpp. All multi-byte fields are little-endian; fp16 fields are raw
+// and written back for llama.cpp; edgeglm's own formats (ids >= 1024) at the end. All multi-byte fields are little-endian; fp16 fields are raw
 // IEEE binary16 bits (decode with fp16_to_f32). Structs are plain data: no constructors, no
 // padding (every size is pinned by a static_assert).
 //
@@ -169,6 +169,67 @@ struct BlockQ8_K {
   int16_t bsums[kQK_K / 16];
 };
 static_assert(sizeof(BlockQ8_K) == 292);
+
+// ---------------- edgeglm's own formats (ids >= 1024, core/dtype.h) ----------------
+// Not GGUF types: llama.cpp cannot read them. Layouts are fixed forever (files depend on them).
+// Quantized values are multiplied with int8 activations in 32-element blocks (kernels/qacts.h),
+// so every format below is made of 32-element sub-blocks laid out like Q4_0's or Q8_0's.
+
+constexpr int kQKRow = 32;  // per-row formats: row length granularity
+
+// I8_ROW ("i8_row", id 1024): per-output-channel symmetric int8 (as PyTorch's dynamic qint8).
+// A row of n elements (n % 32 == 0, n > 0) is 4 + n bytes:
+//   [0,4)     d: float32 scale (little-endian; rows are not 4-byte aligned in general: memcpy it)
+//   [4,4+n)   q[n]: int8 in [-127, 127], element e is q[e]
+//   value = d * q
+struct RowI8Header {
+  float d;
+};
+static_assert(sizeof(RowI8Header) == 4);
+
+// U8_ROW ("u8_row", id 1025): per-output-channel asymmetric uint8 with a zero point.
+// A row of n elements (n % 32 == 0, n > 0) is 8 + n bytes:
+//   [0,4) d: float32 scale   [4,8) m: float32 offset (the row minimum; zero point z = -m / d)
+//   [8,8+n) q[n]: uint8, element e is q[e]
+//   value = d * q + m
+struct RowU8Header {
+  float d;
+  float m;
+};
+static_assert(sizeof(RowU8Header) == 8);
+
+// I4_G64 / I4_G128 ("i4_g64" id 1026 / "i4_g128" id 1027): symmetric 4-bit, one fp16 scale per
+// group of G = 64 / 128 elements; 34 / 66 bytes.
+//   [0,2)        d: fp16 scale
+//   [2,2+G/2)    qs[G/2]: G/32 sub-blocks of 32 elements, sub-block s in qs[16s, 16s+16) exactly
+//                like a Q4_0 block's qs: element 32s+j (j < 16) is the low nibble of qs[16s+j],
+//                element 32s+j+16 its high nibble
+//   value = d * (q - 8)
+template <int G>
+struct BlockI4G {
+  uint16_t d;
+  uint8_t qs[G / 2];
+};
+using BlockI4_G64 = BlockI4G<64>;
+using BlockI4_G128 = BlockI4G<128>;
+static_assert(sizeof(BlockI4_G64) == 34);
+static_assert(sizeof(BlockI4_G128) == 66);
+
+// U4_G64 / U4_G128 ("u4_g64" id 1028 / "u4_g128" id 1029): asymmetric 4-bit, fp16 scale and min
+// per group of G = 64 / 128 elements; 36 / 68 bytes.
+//   [0,2) d: fp16 scale   [2,4) m: fp16 offset (the group minimum)
+//   [4,4+G/2) qs[G/2]: nibbles as in I4_G
+//   value = d * q + m
+template <int G>
+struct BlockU4G {
+  uint16_t d;
+  uint16_t m;
+  uint8_t qs[G / 2];
+};
+using BlockU4_G64 = BlockU4G<64>;
+using BlockU4_G128 = BlockU4G<128>;
+static_assert(sizeof(BlockU4_G64) == 36);
+static_assert(sizeof(BlockU4_G128) == 68);
 
 // Sub-block j's 6-bit scale and min from Q4_K/Q5_K packed scales (layout above).
 inline void unpack_scale_min_k4(int j, const uint8_t* b, uint8_t* sc, uint8_t* mn) {

@@ -67,6 +67,12 @@ constexpr QuantOps kOps[] = {
     {DType::Q5_K, dequantize_row_q5_k, quantize_row_q5_k},
     {DType::Q6_K, dequantize_row_q6_k, quantize_row_q6_k},
     {DType::Q8_K, dequantize_row_q8_k, quantize_row_q8_k},
+    {DType::I8_ROW, dequantize_row_i8_row, quantize_row_i8_row},
+    {DType::U8_ROW, dequantize_row_u8_row, quantize_row_u8_row},
+    {DType::I4_G64, dequantize_row_i4_g64, quantize_row_i4_g64},
+    {DType::I4_G128, dequantize_row_i4_g128, quantize_row_i4_g128},
+    {DType::U4_G64, dequantize_row_u4_g64, quantize_row_u4_g64},
+    {DType::U4_G128, dequantize_row_u4_g128, quantize_row_u4_g128},
 };
 
 }  // namespace

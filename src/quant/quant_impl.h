@@ -39,4 +39,18 @@ void quantize_row_q4_k(const float* src, void* dst, int64_t n);
 void quantize_row_q5_k(const float* src, void* dst, int64_t n);
 void quantize_row_q6_k(const float* src, void* dst, int64_t n);
 
+// quant_edgeglm.cpp (edgeglm's own formats, ids >= 1024)
+void dequantize_row_i8_row(const void* src, float* dst, int64_t n);
+void dequantize_row_u8_row(const void* src, float* dst, int64_t n);
+void dequantize_row_i4_g64(const void* src, float* dst, int64_t n);
+void dequantize_row_i4_g128(const void* src, float* dst, int64_t n);
+void dequantize_row_u4_g64(const void* src, float* dst, int64_t n);
+void dequantize_row_u4_g128(const void* src, float* dst, int64_t n);
+void quantize_row_i8_row(const float* src, void* dst, int64_t n);
+void quantize_row_u8_row(const float* src, void* dst, int64_t n);
+void quantize_row_i4_g64(const float* src, void* dst, int64_t n);
+void quantize_row_i4_g128(const float* src, void* dst, int64_t n);
+void quantize_row_u4_g64(const float* src, void* dst, int64_t n);
+void quantize_row_u4_g128(const float* src, void* dst, int64_t n);
+
 }  // namespace edgeglm::quant::detail

@@ -192,7 +192,9 @@ INSTANTIATE_TEST_SUITE_P(Formats, MatmulIsa,
                          ::testing::Values(DType::F32, DType::F16, DType::BF16, DType::Q4_0,
                                            DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q8_0,
                                            DType::Q2_K, DType::Q4_K, DType::Q5_K,
-                                           DType::Q6_K),
+                                           DType::Q6_K, DType::I8_ROW, DType::U8_ROW,
+                                           DType::I4_G64, DType::I4_G128, DType::U4_G64,
+                                           DType::U4_G128),
                          [](const auto& info) { return std::string(dtype_name(info.param)); });
 
 // Large prefill shapes: activation tiles that cross the kernels' internal token and column chunks

@@ -27,7 +27,7 @@ class MatmulTiles : public ::testing::TestWithParam<DType> {};
 
 TEST_P(MatmulTiles, EveryIsaMatchesTheTwinOnTiledShapes) {
   const DType dt = GetParam();
-  const int64_t blk = dtype_traits(dt)->block_size;  // 32 or 256
+  const int64_t blk = dtype_traits(dt)->block_size;  // 32, 64, 128 or 256
   const Case cases[] = {
       {33, 2 * 256, 16, 0, 33},       {50, 3 * 256, 64, 0, 50},    {100, 576 * blk / 32, 7, 3, 97},
       {48, 1536 * blk / 256, 13, 16, 48}, {17, 1024, 70, 0, 17},   {64, 2304, 1, 0, 64},
@@ -95,7 +95,9 @@ TEST_P(MatmulTiles, EveryIsaMatchesTheTwinOnTiledShapes) {
 
 INSTANTIATE_TEST_SUITE_P(Formats, MatmulTiles,
                          ::testing::Values(DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1,
-                                           DType::Q8_0, DType::Q4_K, DType::Q5_K, DType::Q6_K),
+                                           DType::Q8_0, DType::Q4_K, DType::Q5_K, DType::Q6_K,
+                                           DType::I8_ROW, DType::U8_ROW, DType::I4_G64,
+                                           DType::I4_G128, DType::U4_G64, DType::U4_G128),
                          [](const auto& info) { return std::string(dtype_name(info.param)); });
 
 // Float-activation mode (dispatch.cpp) sends integer formats to the float kernel of F16, with

@@ -191,7 +191,8 @@ TEST(Bf16QuantDequant, AllValuesRoundTrip) {
 TEST(DequantOpsTable, CoversFormats) {
   for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q4_0, DType::Q4_1, DType::Q5_0,
                   DType::Q5_1, DType::Q8_0, DType::Q8_1, DType::Q2_K, DType::Q3_K, DType::Q4_K,
-                  DType::Q5_K, DType::Q6_K, DType::Q8_K}) {
+                  DType::Q5_K, DType::Q6_K, DType::Q8_K, DType::I8_ROW, DType::U8_ROW,
+                  DType::I4_G64, DType::I4_G128, DType::U4_G64, DType::U4_G128}) {
     const QuantOps* op = quant_ops(t);
     ASSERT_NE(op, nullptr) << dtype_name(t);
     EXPECT_EQ(op->dtype, t);
@@ -213,6 +214,12 @@ TEST(DequantOpsTable, CoversFormats) {
   EXPECT_EQ(dtype_traits(DType::Q5_K)->block_bytes, int64_t(sizeof(BlockQ5_K)));
   EXPECT_EQ(dtype_traits(DType::Q6_K)->block_bytes, int64_t(sizeof(BlockQ6_K)));
   EXPECT_EQ(dtype_traits(DType::Q8_K)->block_bytes, int64_t(sizeof(BlockQ8_K)));
+  EXPECT_EQ(dtype_traits(DType::I4_G64)->block_bytes, int64_t(sizeof(BlockI4_G64)));
+  EXPECT_EQ(dtype_traits(DType::I4_G128)->block_bytes, int64_t(sizeof(BlockI4_G128)));
+  EXPECT_EQ(dtype_traits(DType::U4_G64)->block_bytes, int64_t(sizeof(BlockU4_G64)));
+  EXPECT_EQ(dtype_traits(DType::U4_G128)->block_bytes, int64_t(sizeof(BlockU4_G128)));
+  EXPECT_EQ(dtype_traits(DType::I8_ROW)->row_header_bytes, int64_t(sizeof(RowI8Header)));
+  EXPECT_EQ(dtype_traits(DType::U8_ROW)->row_header_bytes, int64_t(sizeof(RowU8Header)));
 }
 
 TEST(PlainQuantDequant, F32CopiesAndF16Rounds) {
@@ -407,6 +414,254 @@ TEST(QuantDequant, ZeroRowsStayZero) {
                   DType::Q2_K, DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::Q8_K}) {
     const auto y = round_trip(t, x);
     for (float v : y) ASSERT_EQ(v, 0.0f) << dtype_name(t);
+  }
+}
+
+// ---- edgeglm's own formats (ids >= 1024) -------------------------------------------------------
+
+TEST(EdgeglmQuantTraits, IdsNamesAndRowSizesAreFixed) {
+  struct Want {
+    DType t;
+    uint32_t id;
+    const char* name;
+    int64_t n;
+    size_t bytes;  // of a row of n
+  };
+  for (const Want& w : {Want{DType::I8_ROW, 1024, "i8_row", 96, 4 + 96},
+                        Want{DType::U8_ROW, 1025, "u8_row", 96, 8 + 96},
+                        Want{DType::I4_G64, 1026, "i4_g64", 192, 3 * 34},
+                        Want{DType::I4_G128, 1027, "i4_g128", 640, 5 * 66},
+                        Want{DType::U4_G64, 1028, "u4_g64", 192, 3 * 36},
+                        Want{DType::U4_G128, 1029, "u4_g128", 640, 5 * 68}}) {
+    EXPECT_EQ(uint32_t(w.t), w.id);
+    EXPECT_STREQ(dtype_name(w.t), w.name);
+    auto byid = dtype_from_id(w.id);
+    ASSERT_TRUE(byid.ok());
+    EXPECT_EQ(*byid, w.t);
+    auto byname = dtype_from_name(std::string(w.name));
+    ASSERT_TRUE(byname.ok());
+    EXPECT_EQ(*byname, w.t);
+    EXPECT_TRUE(dtype_traits(w.t)->quantized);
+    EXPECT_TRUE(dtype_row_ok(w.t, w.n)) << w.name;
+    EXPECT_EQ(dtype_row_bytes(w.t, w.n), w.bytes) << w.name;
+    EXPECT_NEAR(dtype_bits_per_weight(w.t, w.n), 8.0 * double(w.bytes) / double(w.n), 1e-12) << w.name;
+  }
+  EXPECT_DOUBLE_EQ(dtype_bits_per_weight(DType::I4_G128), 8.0 * 66 / 128);
+  EXPECT_DOUBLE_EQ(dtype_bits_per_weight(DType::I8_ROW), 8.0);  // header amortised away
+  EXPECT_DOUBLE_EQ(dtype_bits_per_weight(DType::I8_ROW, 32), 9.0);
+  // Rows that are not a whole number of groups (or sub-blocks), and empty per-row rows.
+  EXPECT_FALSE(dtype_row_ok(DType::I4_G64, 96));
+  EXPECT_FALSE(dtype_row_ok(DType::U4_G64, 32));
+  EXPECT_FALSE(dtype_row_ok(DType::I4_G128, 192));
+  EXPECT_FALSE(dtype_row_ok(DType::U4_G128, 64));
+  EXPECT_FALSE(dtype_row_ok(DType::I8_ROW, 48));
+  EXPECT_FALSE(dtype_row_ok(DType::U8_ROW, 100));
+  EXPECT_FALSE(dtype_row_ok(DType::I8_ROW, 0));
+  EXPECT_FALSE(dtype_row_ok(DType::U8_ROW, 0));
+  EXPECT_TRUE(dtype_row_ok(DType::I4_G128, 128));
+}
+
+// Hand-built rows decode to the values of the layouts in blocks.h.
+TEST(EdgeglmQuantLayout, HandBuiltRowsDecodeToKnownValues) {
+  {  // I8_ROW: [f32 d][int8 q[n]]
+    std::vector<uint8_t> row(4 + 32, 0);
+    const float d = 0.5f;
+    std::memcpy(row.data(), &d, 4);
+    row[4 + 0] = uint8_t(int8_t(-127));
+    row[4 + 1] = 1;
+    row[4 + 31] = 127;
+    std::vector<float> y(32);
+    dequantize_row(DType::I8_ROW, row.data(), y.data(), 32);
+    EXPECT_EQ(y[0], -63.5f);
+    EXPECT_EQ(y[1], 0.5f);
+    EXPECT_EQ(y[2], 0.0f);
+    EXPECT_EQ(y[31], 63.5f);
+  }
+  {  // U8_ROW: [f32 d][f32 m][uint8 q[n]]
+    std::vector<uint8_t> row(8 + 64, 0);
+    const float d = 0.25f, m = -1.0f;
+    std::memcpy(row.data(), &d, 4);
+    std::memcpy(row.data() + 4, &m, 4);
+    row[8 + 5] = 255;
+    row[8 + 63] = 4;
+    std::vector<float> y(64);
+    dequantize_row(DType::U8_ROW, row.data(), y.data(), 64);
+    EXPECT_EQ(y[0], -1.0f);
+    EXPECT_EQ(y[5], 62.75f);
+    EXPECT_EQ(y[63], 0.0f);
+  }
+  {  // I4_G64: {fp16 d; qs[32]}, sub-block s at qs[16s..16s+16)
+    BlockI4_G64 b;
+    b.d = f32_to_fp16(2.0f);
+    std::memset(b.qs, 0x88, sizeof b.qs);
+    b.qs[16 + 3] = 0xA5;  // element 32+3 = low nibble 5, element 32+3+16 = high nibble 10
+    b.qs[0] = 0x0F;       // element 0 = 15, element 16 = 0
+    std::vector<float> y(64);
+    dequantize_row(DType::I4_G64, &b, y.data(), 64);
+    EXPECT_EQ(y[35], -6.0f);
+    EXPECT_EQ(y[51], 4.0f);
+    EXPECT_EQ(y[0], 14.0f);
+    EXPECT_EQ(y[16], -16.0f);
+    EXPECT_EQ(y[1], 0.0f);
+    EXPECT_EQ(y[63], 0.0f);
+  }
+  {  // U4_G128: {fp16 d; fp16 m; qs[64]}
+    BlockU4_G128 b;
+    b.d = f32_to_fp16(1.0f);
+    b.m = f32_to_fp16(-8.0f);
+    std::memset(b.qs, 0, sizeof b.qs);
+    b.qs[16 * 3 + 15] = 0xF0;  // element 96+15 = 0, element 96+31 = 15
+    b.qs[16 * 2] = 0x31;       // element 64 = 1, element 80 = 3
+    std::vector<float> y(128);
+    dequantize_row(DType::U4_G128, &b, y.data(), 128);
+    EXPECT_EQ(y[111], -8.0f);
+    EXPECT_EQ(y[127], 7.0f);
+    EXPECT_EQ(y[64], -7.0f);
+    EXPECT_EQ(y[80], -5.0f);
+    EXPECT_EQ(y[0], -8.0f);
+  }
+}
+
+// The reference quantizers' scale choice and rounding rules on rows whose results are exact.
+TEST(EdgeglmQuantLayout, QuantizersPickTheSpecifiedScalesAndRounding) {
+  {  // I8_ROW: d = amax / 127 = 1; q = nearbyint(x / d), ties to even
+    std::vector<float> x(32, 0.0f);
+    x[0] = 127.0f, x[1] = -3.0f, x[2] = 2.5f, x[3] = 3.5f, x[4] = -0.5f, x[5] = -126.6f;
+    std::vector<uint8_t> q(dtype_row_bytes(DType::I8_ROW, 32));
+    quantize_row(DType::I8_ROW, x.data(), q.data(), 32);
+    float d;
+    std::memcpy(&d, q.data(), 4);
+    EXPECT_EQ(d, 1.0f);
+    const auto* v = reinterpret_cast<const int8_t*>(q.data() + 4);
+    EXPECT_EQ(v[0], 127);
+    EXPECT_EQ(v[1], -3);
+    EXPECT_EQ(v[2], 2);
+    EXPECT_EQ(v[3], 4);
+    EXPECT_EQ(v[4], 0);
+    EXPECT_EQ(v[5], -127);
+  }
+  {  // U8_ROW: m = min, d = (max - min) / 255; q = nearbyint((x - m) / d)
+    std::vector<float> x(32, 10.0f);
+    x[0] = 10.0f, x[1] = 265.0f, x[2] = 12.5f, x[3] = 13.5f, x[4] = 11.0f;
+    std::vector<uint8_t> q(dtype_row_bytes(DType::U8_ROW, 32));
+    quantize_row(DType::U8_ROW, x.data(), q.data(), 32);
+    float d, m;
+    std::memcpy(&d, q.data(), 4);
+    std::memcpy(&m, q.data() + 4, 4);
+    EXPECT_EQ(d, 1.0f);
+    EXPECT_EQ(m, 10.0f);
+    EXPECT_EQ(q[8 + 0], 0);
+    EXPECT_EQ(q[8 + 1], 255);
+    EXPECT_EQ(q[8 + 2], 2);
+    EXPECT_EQ(q[8 + 3], 4);
+    EXPECT_EQ(q[8 + 4], 1);
+  }
+  {  // I4_G64: the first value of largest magnitude (-4) gives d = -4 / -8 = 0.5, q = x/d + 8
+    std::vector<float> x(64);
+    for (int e = 0; e < 64; ++e) x[size_t(e)] = float(e % 16 - 8) * 0.5f;
+    BlockI4_G64 b;
+    quantize_row(DType::I4_G64, x.data(), &b, 64);
+    EXPECT_EQ(fp16_to_f32(b.d), 0.5f);
+    for (int s = 0; s < 2; ++s)
+      for (int j = 0; j < 16; ++j) EXPECT_EQ(b.qs[16 * s + j], uint8_t(j | (j << 4))) << s << " " << j;
+  }
+  {  // U4_G128: m = 0, d = 15 / 15 = 1, q = trunc(x + 0.5): halves round up
+    std::vector<float> x(128, 0.0f);
+    x[127] = 15.0f;
+    x[1] = 2.5f;
+    x[17] = 3.49f;
+    x[64] = 14.6f;
+    BlockU4_G128 b;
+    quantize_row(DType::U4_G128, x.data(), &b, 128);
+    EXPECT_EQ(fp16_to_f32(b.d), 1.0f);
+    EXPECT_EQ(fp16_to_f32(b.m), 0.0f);
+    EXPECT_EQ(b.qs[1], uint8_t(3 | (3 << 4)));
+    EXPECT_EQ(b.qs[16 * 3 + 15] >> 4, 15);
+    EXPECT_EQ(b.qs[16 * 2] & 0xF, 15);
+  }
+}
+
+// Per-row formats: one scale for the whole row (the test rows mix blocks of scales 1e-3..1e2, so
+// small blocks lose everything, as they should: the bound is the row's d / 2).
+TEST(EdgeglmQuantDequant, I8RowErrorIsAtMostHalfAStep) {
+  for (uint32_t seed : {1u, 2u, 3u}) {
+    const auto x = test_row(1024, seed);
+    const auto y = round_trip(DType::I8_ROW, x);
+    float amax = 0;
+    for (float v : x) amax = std::max(amax, std::fabs(v));
+    const float d = amax / 127.0f;
+    for (size_t i = 0; i < x.size(); ++i)
+      ASSERT_LE(std::fabs(x[i] - y[i]), d * 0.5f * 1.0001f) << "element " << i;
+  }
+}
+
+TEST(EdgeglmQuantDequant, U8RowErrorIsAtMostHalfAStep) {
+  for (uint32_t seed : {4u, 5u}) {
+    auto x = test_row(1024, seed);
+    for (auto& v : x) v += 3.0f;  // an offset: the min term matters
+    const auto y = round_trip(DType::U8_ROW, x);
+    const float mn = *std::min_element(x.begin(), x.end()), mx = *std::max_element(x.begin(), x.end());
+    const float d = (mx - mn) / 255.0f;
+    const float bound = d * 0.5f * 1.0001f + (std::fabs(mn) + std::fabs(mx)) * 2e-7f;
+    for (size_t i = 0; i < x.size(); ++i) ASSERT_LE(std::fabs(x[i] - y[i]), bound) << "element " << i;
+  }
+}
+
+TEST(EdgeglmQuantDequant, I4Groups) {
+  check_symmetric(DType::I4_G64, 64, 8, 8, true);
+  check_symmetric(DType::I4_G128, 128, 8, 8, true);
+}
+
+// As check_asymmetric, over groups of g.
+void check_asymmetric_groups(DType t, int g) {
+  const auto x = test_row(4096, 17);
+  const auto y = round_trip(t, x);
+  for (size_t b = 0; b < x.size() / size_t(g); ++b) {
+    const float* xb = x.data() + g * b;
+    const float mn = *std::min_element(xb, xb + g), mx = *std::max_element(xb, xb + g);
+    const float d = (mx - mn) / 15.0f;
+    const float bound = (d * (0.5f + 15 * kHalfEps) + std::fabs(mn) * kHalfEps + 16 * kHalfSubUlp) * 1.0001f;
+    for (int j = 0; j < g; ++j)
+      ASSERT_LE(std::fabs(xb[j] - y[size_t(g) * b + j]), bound) << dtype_name(t) << " group " << b;
+  }
+}
+
+TEST(EdgeglmQuantDequant, U4Groups) {
+  check_asymmetric_groups(DType::U4_G64, 64);
+  check_asymmetric_groups(DType::U4_G128, 128);
+}
+
+// Bigger groups cost accuracy: on rows whose scale changes every 32 elements, the RMS error grows
+// from groups of 32 (Q4_0 / Q4_1) to 64 to 128.
+TEST(EdgeglmQuantDequant, ErrorGrowsWithTheGroup) {
+  const auto x = test_row(4096, 23);
+  auto rmse = [&](DType t) {
+    const auto y = round_trip(t, x);
+    double e = 0;
+    for (size_t i = 0; i < x.size(); ++i) e += double(x[i] - y[i]) * (x[i] - y[i]);
+    return std::sqrt(e / double(x.size()));
+  };
+  EXPECT_LT(rmse(DType::Q4_0), rmse(DType::I4_G64));
+  EXPECT_LT(rmse(DType::I4_G64), rmse(DType::I4_G128));
+  EXPECT_LT(rmse(DType::Q4_1), rmse(DType::U4_G64));
+  EXPECT_LT(rmse(DType::U4_G64), rmse(DType::U4_G128));
+}
+
+TEST(EdgeglmQuantDequant, ZeroAndConstantRows) {
+  const DType all[] = {DType::I8_ROW, DType::U8_ROW, DType::I4_G64, DType::I4_G128, DType::U4_G64, DType::U4_G128};
+  for (DType t : all) {
+    const auto y = round_trip(t, std::vector<float>(256, 0.0f));
+    for (float v : y) ASSERT_EQ(v, 0.0f) << dtype_name(t);
+  }
+  for (float c : {0.3f, -2.75f, 1e-3f}) {
+    const std::vector<float> x(256, c);
+    // U8_ROW: d = 0, every value is the min itself, exactly.
+    for (float v : round_trip(DType::U8_ROW, x)) ASSERT_EQ(v, c);
+    // I8_ROW: q = +-127 and d = |c| / 127: c to a float rounding or two.
+    for (float v : round_trip(DType::I8_ROW, x)) ASSERT_NEAR(v, c, std::fabs(c) * 3e-7f);
+    // 4-bit: q = 0 (-8 * d with d = c / -8) or d = 0 with the min c: c to fp16 rounding.
+    for (DType t : {DType::I4_G64, DType::I4_G128, DType::U4_G64, DType::U4_G128})
+      for (float v : round_trip(t, x)) ASSERT_NEAR(v, c, std::fabs(c) * kHalfEps) << dtype_name(t);
   }
 }
 

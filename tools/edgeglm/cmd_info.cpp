@@ -40,7 +40,8 @@ int run(const InfoArgs& a) {
     std::printf("formats:     ");
     for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1,
                     DType::Q5_0, DType::Q5_1, DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K,
-                    DType::Q6_K}) {
+                    DType::Q6_K, DType::I8_ROW, DType::U8_ROW, DType::I4_G64, DType::I4_G128,
+                    DType::U4_G64, DType::U4_G128}) {
       const kernels::ResolvedFormat r = kernels::resolve_format(kernels::active_isa(), t);
       std::printf(" %s=%s%s", dtype_name(t), r.isa ? r.isa : "none",
                   r.k.q ? "/int8" : (r.k.f && dtype_traits(t)->quantized ? "/dequant" : ""));
@@ -112,7 +113,7 @@ int run(const InfoArgs& a) {
     for (const auto& [k, v] : f.meta) std::printf("  %s = %s\n", k.c_str(), v.to_string().c_str());
   if (a.tensors)
     for (const auto& t : f.tensors)
-      std::printf("  %-32s %-5s %s %llu bytes\n", t.name.c_str(), dtype_name(t.dtype),
+      std::printf("  %-32s %-7s %s %llu bytes\n", t.name.c_str(), dtype_name(t.dtype),
                   t.shape_string().c_str(), (unsigned long long)t.nbytes);
   return 0;
 }

@@ -11,9 +11,10 @@
 //
 // Tiling: rows are taken four at a time (the last group repeats the last row, unstored), tokens two
 // at a time. Each weight sub-block (32 values) is unpacked to int8 once per tile and used for every
-// token of the tile; the per-row mins (Q4_1, Q5_1, Q4_K, Q5_K) are kept in one vector per token with
-// the four rows as lanes. Tokens are walked in chunks whose int8 activations stay in cache while the
-// rows of the range go past. Decode (one token) streams the rows four at a time.
+// token of the tile; the per-row mins (Q4_1, Q5_1, Q4_K, Q5_K, U4_G) are kept in one vector per
+// token with the four rows as lanes. Per-row formats (I8_ROW, U8_ROW) skip a header and apply the
+// row's scale once at the end. Tokens are walked in chunks whose int8 activations stay in cache
+// while the rows of the range go past. Decode (one token) streams the rows four at a time.
 // Not a public header: include only from an ARM ISA translation unit.
 #include <arm_neon.h>
 
@@ -209,12 +210,88 @@ struct Q6K {
   }
 };
 
+// I4_G64/128 and U4_G64/128: G/32 sub-blocks of 32 per group, each laid out as a Q4_0 block's qs
+// at qs + 16j, sharing the group's scale (and min).
+template <int G, bool kHasMin>
+struct Group4 {
+  using Block = std::conditional_t<kHasMin, BlockU4G<G>, BlockI4G<G>>;
+  static constexpr int kSub = G / 32;
+  static constexpr bool kMin = kHasMin;
+  static void scales(const Block& b, float* dsc, float* mn) {
+    const float d = half(b.d);
+    for (int j = 0; j < kSub; ++j) dsc[j] = d;
+    if constexpr (kHasMin) {
+      const float m = half(b.m);
+      for (int j = 0; j < kSub; ++j) mn[j] = m;
+    }
+  }
+  static void unpack(const Block& b, int j, int8x16_t& w0, int8x16_t& w1) {
+    const uint8x16_t q = vld1q_u8(b.qs + 16 * j);
+    w0 = s8(vandq_u8(q, vdupq_n_u8(0x0F)));
+    w1 = s8(vshrq_n_u8(q, 4));
+    if constexpr (!kHasMin) {
+      w0 = vsubq_s8(w0, vdupq_n_s8(8));
+      w1 = vsubq_s8(w1, vdupq_n_s8(8));
+    }
+  }
+  static int32x4_t idot(const Block&, int, int8x16_t w0, int8x16_t w1, int8x16_t a0, int8x16_t a1) {
+    return dot32_small(w0, w1, a0, a1);
+  }
+};
+
+// I8_ROW / U8_ROW: a header (the row's float scale, and min) then bare 32-value blocks. Block
+// scales are 1 and finish() applies the row's once. U8 is made signed (q - 128, for the int8
+// multiplies); value = d*(q - 128) + (m + 128*d), so the min term's factor is m + 128*d.
+struct Row8Block {
+  uint8_t q[32];
+};
+template <bool kUnsigned>
+struct Row8 {
+  using Block = Row8Block;
+  static constexpr int kSub = 1;
+  static constexpr bool kMin = kUnsigned;
+  static constexpr int kHeader = kUnsigned ? sizeof(RowU8Header) : sizeof(RowI8Header);
+  static void scales(const Block&, float* dsc, float* mn) {
+    dsc[0] = 1.0f;
+    mn[0] = 1.0f;
+  }
+  static void unpack(const Block& b, int, int8x16_t& w0, int8x16_t& w1) {
+    uint8x16_t v0 = vld1q_u8(b.q), v1 = vld1q_u8(b.q + 16);
+    if constexpr (kUnsigned) {
+      v0 = veorq_u8(v0, vdupq_n_u8(0x80));
+      v1 = veorq_u8(v1, vdupq_n_u8(0x80));
+    }
+    w0 = s8(v0);
+    w1 = s8(v1);
+  }
+  static int32x4_t idot(const Block&, int, int8x16_t w0, int8x16_t w1, int8x16_t a0, int8x16_t a1) {
+    return dot32(w0, w1, a0, a1);
+  }
+  static float finish(const char* row, float dot, float msum) {
+    float d, m = 0.0f;
+    std::memcpy(&d, row, 4);
+    if constexpr (kUnsigned) std::memcpy(&m, row + 4, 4);
+    return kUnsigned ? d * dot + (m + 128.0f * d) * msum : d * dot;
+  }
+};
+
+// Bytes in front of each row's blocks (per-row formats only).
+template <class F>
+constexpr int row_header() {
+  if constexpr (requires { F::kHeader; }) {
+    return F::kHeader;
+  } else {
+    return 0;
+  }
+}
+
 constexpr int kRows = 4;  // rows per tile (lanes of the min vectors)
 
 // Rows rows[0..3] against tokens t0 .. t0+T-1: out[r][t] = dot(row r, token t0 + t).
 template <class F, int T>
 void tile(const char* const* rows, const QActs& a, int64_t t0, float (*out)[T]) {
   using Block = typename F::Block;
+  constexpr int kHeader = row_header<F>();
   const int64_t nblocks = a.n / (kQActBlock * F::kSub);
   float32x4_t acc[kRows][T];
   float32x4_t macc[T];
@@ -235,7 +312,7 @@ void tile(const char* const* rows, const QActs& a, int64_t t0, float (*out)[T]) 
     float dsc[kRows][F::kSub];
     float mn[kRows][F::kSub];
     for (int r = 0; r < kRows; ++r) {
-      blk[r] = reinterpret_cast<const Block*>(rows[r]) + i;
+      blk[r] = reinterpret_cast<const Block*>(rows[r] + kHeader) + i;
       F::scales(*blk[r], dsc[r], mn[r]);
     }
     if constexpr (F::kMin) {
@@ -263,7 +340,13 @@ void tile(const char* const* rows, const QActs& a, int64_t t0, float (*out)[T]) 
   for (int t = 0; t < T; ++t) {
     float m[kRows];
     vst1q_f32(m, macc[t]);
-    for (int r = 0; r < kRows; ++r) out[r][t] = vaddvq_f32(acc[r][t]) + m[r];
+    for (int r = 0; r < kRows; ++r) {
+      if constexpr (kHeader > 0) {
+        out[r][t] = F::finish(rows[r], vaddvq_f32(acc[r][t]), m[r]);
+      } else {
+        out[r][t] = vaddvq_f32(acc[r][t]) + m[r];
+      }
+    }
   }
 }
 
@@ -346,6 +429,12 @@ FormatKernels qformat(DType t) {
     case DType::Q4_K: return {gemm_q<Q45K<false>>, nullptr};
     case DType::Q5_K: return {gemm_q<Q45K<true>>, nullptr};
     case DType::Q6_K: return {gemm_q<Q6K>, nullptr};
+    case DType::I8_ROW: return {gemm_q<Row8<false>>, nullptr};
+    case DType::U8_ROW: return {gemm_q<Row8<true>>, nullptr};
+    case DType::I4_G64: return {gemm_q<Group4<64, false>>, nullptr};
+    case DType::I4_G128: return {gemm_q<Group4<128, false>>, nullptr};
+    case DType::U4_G64: return {gemm_q<Group4<64, true>>, nullptr};
+    case DType::U4_G128: return {gemm_q<Group4<128, true>>, nullptr};
     default: return {};
   }
 }

@@ -74,30 +74,57 @@ inline int32_t idot(const int32_t* v, const int8_t* a, int n) {
   return s;
 }
 
-// One row of a legacy 32-block nibble format against one activation row. Q4_0/Q5_0 are
-// d * (q - kOffset); Q4_1/Q5_1 are d * q + m (kOffset 0, a min field); Q5_x add a fifth bit.
-template <class Block, int kOffset>
+// One row of a split-nibble format against one activation row. Q4_0/Q5_0/I4_G are
+// d * (q - kOffset); Q4_1/Q5_1/U4_G are d * q + m (kOffset 0, a min field); Q5_x add a fifth bit.
+// A block holds kSub 32-element sub-blocks (I4_G/U4_G: G/32) sharing d (and m); sub-block s of
+// block i is activation block kSub*i + s.
+template <class Block, int kOffset, int kSub = 1>
 float row_nibbles(const void* row, const int8_t* aq, const float* ad, const int32_t* as, int64_t nb) {
   constexpr bool kHigh = requires(const Block& b) { b.qh; };
   constexpr bool kMin = requires(const Block& b) { b.m; };
+  static_assert(!kHigh || kSub == 1);
   const Block* b = static_cast<const Block*>(row);
   float acc = 0.0f;
   int32_t v[32];
-  for (int64_t i = 0; i < nb; ++i) {
-    unpack_nibbles(b[i].qs, v);
-    if constexpr (kHigh) {
-      uint32_t qh;
-      std::memcpy(&qh, b[i].qh, 4);
-      add_high_bits(qh, v);
-    }
-    const int32_t isum = idot(v, aq + 32 * i, 32);
-    if constexpr (kMin) {
-      acc += fp16_to_f32(b[i].d) * ad[i] * float(isum) + fp16_to_f32(b[i].m) * ad[i] * float(as[i]);
-    } else {
-      acc += fp16_to_f32(b[i].d) * ad[i] * float(isum - kOffset * as[i]);
+  for (int64_t i = 0; i < nb / kSub; ++i) {
+    for (int s = 0; s < kSub; ++s) {
+      const int64_t k = kSub * i + s;
+      unpack_nibbles(b[i].qs + 16 * s, v);
+      if constexpr (kHigh) {
+        uint32_t qh;
+        std::memcpy(&qh, b[i].qh, 4);
+        add_high_bits(qh, v);
+      }
+      const int32_t isum = idot(v, aq + 32 * k, 32);
+      if constexpr (kMin) {
+        acc += fp16_to_f32(b[i].d) * ad[k] * float(isum) + fp16_to_f32(b[i].m) * ad[k] * float(as[k]);
+      } else {
+        acc += fp16_to_f32(b[i].d) * ad[k] * float(isum - kOffset * as[k]);
+      }
     }
   }
   return acc;
+}
+
+// Per-row formats: one scale (and min) for the whole row, applied once at the end:
+//   I8_ROW: d * sum_b da_b * isum_b          U8_ROW: the same + m * sum_b da_b * asum_b
+// (isum_b: the exact integer dot of block b; U8 weights are unsigned, 0..255).
+template <bool kUnsigned>
+float row_8bit_row(const void* row, const int8_t* aq, const float* ad, const int32_t* as, int64_t nb) {
+  const uint8_t* p = static_cast<const uint8_t*>(row);
+  float d, m = 0.0f;
+  std::memcpy(&d, p, 4);
+  if constexpr (kUnsigned) std::memcpy(&m, p + 4, 4);
+  const uint8_t* q = p + (kUnsigned ? sizeof(RowU8Header) : sizeof(RowI8Header));
+  float acc = 0.0f, macc = 0.0f;
+  int32_t v[32];
+  for (int64_t i = 0; i < nb; ++i) {
+    for (int j = 0; j < 32; ++j)
+      v[j] = kUnsigned ? int32_t(q[32 * i + j]) : int32_t(int8_t(q[32 * i + j]));
+    acc += ad[i] * float(idot(v, aq + 32 * i, 32));
+    if constexpr (kUnsigned) macc += ad[i] * float(as[i]);
+  }
+  return kUnsigned ? d * acc + m * macc : d * acc;
 }
 float row_q8_0(const void* row, const int8_t* aq, const float* ad, const int32_t*, int64_t nb) {
   const BlockQ8_0* b = static_cast<const BlockQ8_0*>(row);
@@ -196,6 +223,12 @@ FormatKernels format(DType t) {
     case DType::Q4_K: return {gemm_rows<row_q45_k<false>>, nullptr};
     case DType::Q5_K: return {gemm_rows<row_q45_k<true>>, nullptr};
     case DType::Q6_K: return {gemm_rows<row_q6_k>, nullptr};
+    case DType::I8_ROW: return {gemm_rows<row_8bit_row<false>>, nullptr};
+    case DType::U8_ROW: return {gemm_rows<row_8bit_row<true>>, nullptr};
+    case DType::I4_G64: return {gemm_rows<row_nibbles<BlockI4_G64, 8, 2>>, nullptr};
+    case DType::I4_G128: return {gemm_rows<row_nibbles<BlockI4_G128, 8, 4>>, nullptr};
+    case DType::U4_G64: return {gemm_rows<row_nibbles<BlockU4_G64, 0, 2>>, nullptr};
+    case DType::U4_G128: return {gemm_rows<row_nibbles<BlockU4_G128, 0, 4>>, nullptr};
     default: return {nullptr, gemm_f};  // float formats, and the dequantizing fallback (Q2_K, ...)
   }
 }

@@ -130,6 +130,12 @@ FormatKernels format(DType t) {
     case DType::Q4_K: return {gemm_q<DType::Q4_K>, nullptr};
     case DType::Q5_K: return {gemm_q<DType::Q5_K>, nullptr};
     case DType::Q6_K: return {gemm_q<DType::Q6_K>, nullptr};
+    case DType::I8_ROW: return {gemm_q<DType::I8_ROW>, nullptr};
+    case DType::U8_ROW: return {gemm_q<DType::U8_ROW>, nullptr};
+    case DType::I4_G64: return {gemm_q<DType::I4_G64>, nullptr};
+    case DType::I4_G128: return {gemm_q<DType::I4_G128>, nullptr};
+    case DType::U4_G64: return {gemm_q<DType::U4_G64>, nullptr};
+    case DType::U4_G128: return {gemm_q<DType::U4_G128>, nullptr};
     case DType::F32:
     case DType::F16:
     case DType::BF16: return {nullptr, gemm_f};

@@ -9,7 +9,8 @@
 //                the 8 lanes;
 //   Q6_K:        the int16 pair sums of 32 * a (one vpmaddubsw per token and block, shared by all
 //                rows) are subtracted, then vpmaddwd with the two 16-value sub-block scales.
-// Mins (Q4_1, Q5_1, Q4_K, Q5_K) enter in float: m * da * activation block sum.
+// Mins (Q4_1, Q5_1, Q4_K, Q5_K, U4_G, U8_ROW) enter in float: m * da * activation block sum.
+// U8_ROW (unsigned 8-bit) is flipped to q - 128 and handled as Q8_0, +128 * block sum in int32.
 // So every block's integer sum equals the scalar twin's; only float summation order differs.
 //
 // One register tile is R rows x T tokens of float accumulators (8 lanes each, reduced at the end);
@@ -90,7 +91,7 @@ inline float hsum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-enum class Kind { kSign, kOffset, kMin, kQ6K };
+enum class Kind { kSign, kOffset, kMin, kQ6K, kSignMin };
 
 // One 32-value block of a row, unpacked.
 struct Blk {
@@ -110,13 +111,14 @@ struct UQ8_0 {
     o->dw = h2f(k->d);
   }
 };
-template <class Block, bool kFive, bool kHasMin>
+// Split-nibble formats; kSub sub-blocks of 32 per block share its scale (I4_G/U4_G: G/32).
+template <class Block, bool kFive, bool kHasMin, int kSub = 1>
 struct ULegacy {
   static constexpr Kind kKind = kHasMin ? Kind::kMin : Kind::kOffset;
   static constexpr int kOff = kFive ? 16 : 8;
   static inline void run(const uint8_t* row, int64_t b, Blk* o) {
-    const Block* k = reinterpret_cast<const Block*>(row) + b;
-    __m256i v = nibbles_32(k->qs);
+    const Block* k = reinterpret_cast<const Block*>(row) + b / kSub;
+    __m256i v = nibbles_32(k->qs + 16 * (b % kSub));
     if constexpr (kFive) {
       uint32_t qh;
       std::memcpy(&qh, k->qh, 4);
@@ -131,6 +133,29 @@ using UQ4_0 = ULegacy<BlockQ4_0, false, false>;
 using UQ4_1 = ULegacy<BlockQ4_1, false, true>;
 using UQ5_0 = ULegacy<BlockQ5_0, true, false>;
 using UQ5_1 = ULegacy<BlockQ5_1, true, true>;
+using UI4_G64 = ULegacy<BlockI4_G64, false, false, 2>;
+using UI4_G128 = ULegacy<BlockI4_G128, false, false, 4>;
+using UU4_G64 = ULegacy<BlockU4_G64, false, true, 2>;
+using UU4_G128 = ULegacy<BlockU4_G128, false, true, 4>;
+
+// Per-row 8-bit formats: the row's float scale (and min) from the header, block b at 32b after it.
+// I8_ROW is signed as Q8_0 (kSign). U8_ROW (0..255) would saturate vpmaddubsw's pairs, so it is
+// flipped to signed q - 128 (kSign's |w| trick) and 128 times the activation block sum is added
+// back in int32 (kSignMin; 16 per lane of the 8); its min enters in float as Q4_1's.
+template <bool kUnsigned>
+struct URow8 {
+  static constexpr Kind kKind = kUnsigned ? Kind::kSignMin : Kind::kSign;
+  static constexpr int kOff = 0;
+  static constexpr int kHeader = kUnsigned ? sizeof(RowU8Header) : sizeof(RowI8Header);
+  static inline void run(const uint8_t* row, int64_t b, Blk* o) {
+    __m256i x = loadu256(row + kHeader + 32 * b);
+    if constexpr (kUnsigned) x = _mm256_xor_si256(x, _mm256_set1_epi8(char(0x80)));
+    o->x = x;
+    o->v = _mm256_abs_epi8(x);
+    std::memcpy(&o->dw, row, 4);
+    if constexpr (kUnsigned) std::memcpy(&o->mw, row + 4, 4);
+  }
+};
 
 template <bool kFive>
 struct UK45 {
@@ -198,10 +223,11 @@ void tile(const uint8_t* const* rows, const QActs& a, int64_t t0, float* y, int6
       float das = 0.0f;
       if constexpr (K == Kind::kOffset) corr = _mm256_set1_epi32(-(U::kOff / 8) * as[t][b]);
       if constexpr (K == Kind::kQ6K) m32 = _mm256_maddubs_epi16(_mm256_set1_epi8(32), av);
-      if constexpr (K == Kind::kMin) das = da * float(as[t][b]);
+      if constexpr (K == Kind::kMin || K == Kind::kSignMin) das = da * float(as[t][b]);
+      if constexpr (K == Kind::kSignMin) corr = _mm256_set1_epi32(16 * as[t][b]);
       for (int i = 0; i < R; ++i) {
         __m256i p;
-        if constexpr (K == Kind::kSign) {
+        if constexpr (K == Kind::kSign || K == Kind::kSignMin) {
           p = _mm256_maddubs_epi16(k[i].v, _mm256_sign_epi8(av, k[i].x));
         } else {
           p = _mm256_maddubs_epi16(k[i].v, av);
@@ -212,9 +238,9 @@ void tile(const uint8_t* const* rows, const QActs& a, int64_t t0, float* y, int6
         } else {
           s = _mm256_madd_epi16(p, ones);
         }
-        if constexpr (K == Kind::kOffset) s = _mm256_add_epi32(s, corr);
+        if constexpr (K == Kind::kOffset || K == Kind::kSignMin) s = _mm256_add_epi32(s, corr);
         acc[i][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(k[i].dw * da), acc[i][t]);
-        if constexpr (K == Kind::kMin) macc[i][t] += k[i].mw * das;
+        if constexpr (K == Kind::kMin || K == Kind::kSignMin) macc[i][t] += k[i].mw * das;
       }
     }
   }
@@ -280,6 +306,12 @@ GemmQ gemm_q_for(DType t) {
     case DType::Q4_K: return gemm<UK45<false>>;
     case DType::Q5_K: return gemm<UK45<true>>;
     case DType::Q6_K: return gemm<UQ6_K>;
+    case DType::I8_ROW: return gemm<URow8<false>>;
+    case DType::U8_ROW: return gemm<URow8<true>>;
+    case DType::I4_G64: return gemm<UI4_G64>;
+    case DType::I4_G128: return gemm<UI4_G128>;
+    case DType::U4_G64: return gemm<UU4_G64>;
+    case DType::U4_G128: return gemm<UU4_G128>;
     default: return nullptr;
   }
 }

@@ -12,7 +12,8 @@ namespace edgeglm::kernels::avx2 {
 
 void quantize_acts(const float* x, int64_t n, int8_t* q, float* d, int32_t* s);
 
-// GemmQ of format t (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K); nullptr for other types.
+// GemmQ of format t (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, I8_ROW, U8_ROW, I4_G64/128,
+// U4_G64/128); nullptr for other types.
 GemmQ gemm_q_for(DType t);
 
 }  // namespace edgeglm::kernels::avx2

@@ -54,6 +54,7 @@ struct Prep {
   const float* c = nullptr;    // (nb) per-block factor of the offset/min term, see each format
   const int8_t* pair = nullptr;  // (ceil(nb/2)*64) nibble layout, see the file comment
   const float* d16 = nullptr;  // Q6_K: (2*nb) scale of each 16-element half block
+  float csum = 0.0f;           // I8_ROW / U8_ROW: sum over the row of the offset / min factor
   int64_t nb = 0;
 };
 
@@ -242,6 +243,135 @@ using NibQ4_1 = Nibble<sizeof(BlockQ4_1), 4, -1, true>;
 using NibQ5_0 = Nibble<sizeof(BlockQ5_0), 6, 2, false>;
 using NibQ5_1 = Nibble<sizeof(BlockQ5_1), 8, 4, true>;
 
+// ---------------- I4_G64/128, U4_G64/128 ----------------
+// Groups of kSub sub-blocks of 32 sharing one fp16 scale (and min); c[b] as for Q4_0 / Q4_1. The
+// sub-blocks of a group are contiguous 16-byte runs of packed nibbles, so two of them (the pair
+// layout of the activations) are one 32-byte load and four (G64: two groups, G128: one) one
+// 64-byte load, with no word permute. Scales are gathered once per 16 sub-blocks, each group's
+// for each of its sub-blocks (they meet different activation scales).
+template <class Block, bool kMin, int kSub>
+struct NibbleGroup {
+  static constexpr int BS = sizeof(Block);
+  static constexpr int QS = kMin ? 4 : 2;
+  static constexpr int kShift = kSub == 2 ? 1 : 2;
+  static_assert(kSub == 2 || kSub == 4);
+  static inline const uint8_t* qs(const uint8_t* row, int64_t k) {
+    return row + (k / kSub) * BS + QS + 16 * (k % kSub);
+  }
+  static inline __m512i four(const uint8_t* row, int64_t k) {  // sub-blocks k..k+3, k % 4 == 0
+    if constexpr (kSub == 4) {
+      return _mm512_loadu_si512(qs(row, k));
+    } else {
+      return _mm512_inserti64x4(_mm512_castsi256_si512(loadu256(qs(row, k))), loadu256(qs(row, k + 2)), 1);
+    }
+  }
+  template <int R>
+  static void rows(const uint8_t* const* w, const Prep& p, float* out) {
+    const __m512i idx = _mm512_mullo_epi32(
+        _mm512_srli_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), kShift),
+        _mm512_set1_epi32(BS));
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    const __m256i m4h = _mm256_set1_epi8(0x0F);
+    __m512 acc4[R];  // dot products and the offset/min terms
+    alignas(64) float sc[R][64];
+    for (int r = 0; r < R; ++r) acc4[r] = _mm512_setzero_ps();
+    for (int64_t b0 = 0; b0 < p.nb; b0 += 16) {
+      const int m = int(std::min<int64_t>(16, p.nb - b0));  // even: nb is a multiple of kSub
+      const __mmask16 mk = first_lanes(m);
+      const __m512 da = _mm512_maskz_loadu_ps(mk, p.d + b0), cf = _mm512_maskz_loadu_ps(mk, p.c + b0);
+      for (int r = 0; r < R; ++r) {
+        const __m512i g = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), mk, idx, w[r] + (b0 / kSub) * BS, 1);
+        const __m512 s = _mm512_mul_ps(_mm512_cvtph_ps(_mm512_cvtepi32_epi16(g)), da);
+        expand4(s, sc[r]);
+        if constexpr (kMin) {
+          const __m512 mn = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(g, 16)));
+          acc4[r] = _mm512_fmadd_ps(mn, cf, acc4[r]);
+        } else {
+          acc4[r] = _mm512_fmadd_ps(s, cf, acc4[r]);
+        }
+      }
+      const int8_t* ap = p.pair + b0 * 32;  // 64 bytes per pair of sub-blocks
+      int k = 0;
+      for (; k + 4 <= m; k += 4) {
+        const __m512i p0 = _mm512_loadu_si512(ap + k * 32), p1 = _mm512_loadu_si512(ap + k * 32 + 64);
+        const __m512i alo = _mm512_shuffle_i64x2(p0, p1, 0x44), ahi = _mm512_shuffle_i64x2(p0, p1, 0xEE);
+        for (int r = 0; r < R; ++r) {
+          _mm_prefetch(reinterpret_cast<const char*>(qs(w[r], b0 + k) + kPrefetchBytes), _MM_HINT_T0);
+          const __m512i x = four(w[r], b0 + k);
+          const __m512i lo = _mm512_and_si512(x, m4), hi = _mm512_and_si512(_mm512_srli_epi16(x, 4), m4);
+          const __m512i d = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, alo), hi, ahi);
+          acc4[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_load_ps(sc[r] + 4 * k), acc4[r]);
+        }
+      }
+      if (k < m) {  // two sub-blocks left (G64: one group)
+        const __m256i alo = loadu256(ap + k * 32), ahi = loadu256(ap + k * 32 + 32);
+        for (int r = 0; r < R; ++r) {
+          const __m256i x = loadu256(qs(w[r], b0 + k));
+          const __m256i lo = _mm256_and_si256(x, m4h), hi = _mm256_and_si256(_mm256_srli_epi16(x, 4), m4h);
+          const __m256i d = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), lo, alo), hi, ahi);
+          const __m512 dv = _mm512_zextps256_ps512(_mm256_cvtepi32_ps(d));
+          acc4[r] = _mm512_fmadd_ps(dv, _mm512_zextps256_ps512(_mm256_load_ps(sc[r] + 4 * k)), acc4[r]);
+        }
+      }
+    }
+    for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(acc4[r]);
+  }
+};
+using NibI4_G64 = NibbleGroup<BlockI4_G64, false, 2>;
+using NibI4_G128 = NibbleGroup<BlockI4_G128, false, 4>;
+using NibU4_G64 = NibbleGroup<BlockU4_G64, true, 2>;
+using NibU4_G128 = NibbleGroup<BlockU4_G128, true, 4>;
+
+// ---------------- I8_ROW / U8_ROW ----------------
+// One float scale (and min) per row, applied once at the end. Two blocks per 512-bit vpdpbusd
+// straight from the row (64 contiguous bytes, I8 flipped to unsigned by +128, U8 as stored),
+// times the pair's activation scales, which all rows share. The offset (I8: -128 * da * s) and
+// min (U8: da * s) terms do not depend on the row: their sum over the row is Prep::csum.
+template <bool kUnsigned, int R>
+void rows_8bit_row(const uint8_t* const* w, const Prep& p, float* out) {
+  constexpr int H = kUnsigned ? sizeof(RowU8Header) : sizeof(RowI8Header);
+  const __m512i flip = _mm512_set1_epi8(char(0x80));
+  const __m512i pair0 = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+  const __m512i two = _mm512_set1_epi32(2);
+  __m512 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+  for (int64_t b0 = 0; b0 < p.nb; b0 += 16) {
+    const int m = int(std::min<int64_t>(16, p.nb - b0));
+    const __m512 da = _mm512_maskz_loadu_ps(first_lanes(m), p.d + b0);
+    __m512i sel = pair0;
+    int k = 0;
+    for (; k + 2 <= m; k += 2, sel = _mm512_add_epi32(sel, two)) {
+      const __m512i a = _mm512_loadu_si512(p.q + (b0 + k) * 32);
+      const __m512 dav = _mm512_permutexvar_ps(sel, da);
+      for (int r = 0; r < R; ++r) {
+        const uint8_t* blk = w[r] + H + (b0 + k) * 32;
+        _mm_prefetch(reinterpret_cast<const char*>(blk + kPrefetchBytes), _MM_HINT_T0);
+        __m512i x = _mm512_loadu_si512(blk);
+        if constexpr (!kUnsigned) x = _mm512_xor_si512(x, flip);
+        const __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), x, a);
+        acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), dav, acc[r]);
+      }
+    }
+    if (k < m) {  // last, odd block of the row: upper lanes stay zero
+      const __m512i a = _mm512_zextsi256_si512(loadu256(p.q + (b0 + k) * 32));
+      const __m512 dav = _mm512_permutexvar_ps(sel, da);
+      for (int r = 0; r < R; ++r) {
+        __m256i x = loadu256(w[r] + H + (b0 + k) * 32);
+        if constexpr (!kUnsigned) x = _mm256_xor_si256(x, _mm512_castsi512_si256(flip));
+        const __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_zextsi256_si512(x), a);
+        acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), dav, acc[r]);
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    float dw, mw = 0.0f;
+    std::memcpy(&dw, w[r], 4);
+    if constexpr (kUnsigned) std::memcpy(&mw, w[r] + 4, 4);
+    const float sum = _mm512_reduce_add_ps(acc[r]);
+    out[r] = kUnsigned ? dw * sum + mw * p.csum : dw * (sum + p.csum);
+  }
+}
+
 // ---------------- Q4_K / Q5_K ----------------
 // c[b] = d[b] * s[b]; the mins are subtracted as dmin * mn * c.
 inline void scales_k4(const uint8_t* sb, __m256* sc, __m256* mn) {
@@ -362,7 +492,7 @@ static_assert(kRowsQ8 <= kMaxRows && kRowsNib <= kMaxRows);
 struct Kernel {
   RowsFn many;  // `rows` rows
   RowsFn one;
-  enum Kind { kOffset, kMin, kMinK, kQ6K, kNone } kind;
+  enum Kind { kOffset, kMin, kMinK, kQ6K, kRowOffset, kRowMin, kNone } kind;
   float offset;  // kOffset: the weight offset
   bool pairs;    // needs the nibble pair layout
   int rows = kRowsInFlight;
@@ -380,6 +510,16 @@ Kernel kernel_for(DType t) {
     case DType::Q5_K:
       return {KQuant45<true>::rows<kRowsInFlight>, KQuant45<true>::rows<1>, Kernel::kMinK, 0.0f, false};
     case DType::Q6_K: return {rows_q6_k<kRowsInFlight>, rows_q6_k<1>, Kernel::kQ6K, 0.0f, false};
+    case DType::I8_ROW:
+      return {rows_8bit_row<false, kRowsQ8>, rows_8bit_row<false, 1>, Kernel::kRowOffset, 128.0f, false, kRowsQ8};
+    case DType::U8_ROW:
+      return {rows_8bit_row<true, kRowsQ8>, rows_8bit_row<true, 1>, Kernel::kRowMin, 0.0f, false, kRowsQ8};
+    case DType::I4_G64: return {NibI4_G64::rows<kRowsNib>, NibI4_G64::rows<1>, Kernel::kOffset, 8.0f, true, kRowsNib};
+    case DType::I4_G128:
+      return {NibI4_G128::rows<kRowsNib>, NibI4_G128::rows<1>, Kernel::kOffset, 8.0f, true, kRowsNib};
+    case DType::U4_G64: return {NibU4_G64::rows<kRowsNib>, NibU4_G64::rows<1>, Kernel::kMin, 0.0f, true, kRowsNib};
+    case DType::U4_G128:
+      return {NibU4_G128::rows<kRowsNib>, NibU4_G128::rows<1>, Kernel::kMin, 0.0f, true, kRowsNib};
     default: return {nullptr, nullptr, Kernel::kNone, 0.0f, false};
   }
 }
@@ -396,6 +536,10 @@ Prep prepare(const Kernel& k, const QActs& a, int64_t t, float* f, Vec64* pair) 
     for (int64_t b = 0; b < nb; ++b) f[b] = -k.offset * float(s[b]);
   } else if (k.kind == Kernel::kMin || k.kind == Kernel::kMinK) {
     for (int64_t b = 0; b < nb; ++b) f[b] = p.d[b] * float(s[b]);
+  } else if (k.kind == Kernel::kRowOffset || k.kind == Kernel::kRowMin) {
+    float sum = 0.0f;
+    for (int64_t b = 0; b < nb; ++b) sum += p.d[b] * float(s[b]);
+    p.csum = k.kind == Kernel::kRowOffset ? -k.offset * sum : sum;
   } else if (k.kind == Kernel::kQ6K) {
     float* d16 = f + 2 * nb;
     for (int64_t h = 0; h < 2 * nb; ++h) {

@@ -75,6 +75,49 @@ using UnpackQ4_1 = UnpackLegacy<BlockQ4_1, false, true>;
 using UnpackQ5_0 = UnpackLegacy<BlockQ5_0, true, false>;
 using UnpackQ5_1 = UnpackLegacy<BlockQ5_1, true, true>;
 
+// I4_G / U4_G: kSub sub-blocks of 32 per group share its scale (and min); sub-block s is laid out
+// as a Q4_0 block's qs at qs + 16s.
+template <class Block, bool kHasMin, int kSub>
+struct UnpackGroup {
+  static constexpr Kind kKind = kHasMin ? Kind::kMin : Kind::kOffset;
+  static constexpr int kOffsetValue = 8;
+  static void run(const uint8_t* row, int64_t b, int n, uint8_t* v, float* ds, float* m, int st) {
+    const Block* blk = reinterpret_cast<const Block*>(row);
+    for (int k = 0; k < n; ++k) {
+      const Block& g = blk[(b + k) / kSub];
+      store32(v + 32 * k, nibbles_32(g.qs + 16 * ((b + k) % kSub)));
+      ds[k * st] = h2f(g.d);
+      if constexpr (kHasMin) m[k * st] = h2f(g.m);
+    }
+  }
+};
+using UnpackI4_G64 = UnpackGroup<BlockI4_G64, false, 2>;
+using UnpackI4_G128 = UnpackGroup<BlockI4_G128, false, 4>;
+using UnpackU4_G64 = UnpackGroup<BlockU4_G64, true, 2>;
+using UnpackU4_G128 = UnpackGroup<BlockU4_G128, true, 4>;
+
+// I8_ROW (flipped to unsigned by +128, as Q8_0) / U8_ROW (unsigned as stored, min as Q4_1): every
+// block of a row carries the row's scale (and min) from the header.
+template <bool kUnsigned>
+struct UnpackRow8 {
+  static constexpr Kind kKind = kUnsigned ? Kind::kMin : Kind::kOffset;
+  static constexpr int kOffsetValue = kUnsigned ? 0 : 128;
+  static constexpr int kHeader = kUnsigned ? sizeof(RowU8Header) : sizeof(RowI8Header);
+  static void run(const uint8_t* row, int64_t b, int n, uint8_t* v, float* ds, float* m, int st) {
+    float d, mn = 0.0f;
+    std::memcpy(&d, row, 4);
+    if constexpr (kUnsigned) std::memcpy(&mn, row + 4, 4);
+    const uint8_t* q = row + kHeader + 32 * b;
+    for (int k = 0; k < n; ++k) {
+      __m256i x = loadu256(q + 32 * k);
+      if constexpr (!kUnsigned) x = _mm256_xor_si256(x, _mm256_set1_epi8(char(0x80)));
+      store32(v + 32 * k, x);
+      ds[k * st] = d;
+      if constexpr (kUnsigned) m[k * st] = mn;
+    }
+  }
+};
+
 template <bool kFive>
 struct UnpackK45 {
   using Block = std::conditional_t<kFive, BlockQ5_K, BlockQ4_K>;
@@ -328,6 +371,12 @@ void prefill_gemm(DType t, const void* w, size_t row_bytes, const QActs& a, floa
     case DType::Q4_K: return gemm<UnpackK45<false>>(w, row_bytes, a, y, ldy, r0, r1);
     case DType::Q5_K: return gemm<UnpackK45<true>>(w, row_bytes, a, y, ldy, r0, r1);
     case DType::Q6_K: return gemm<UnpackQ6_K>(w, row_bytes, a, y, ldy, r0, r1);
+    case DType::I8_ROW: return gemm<UnpackRow8<false>>(w, row_bytes, a, y, ldy, r0, r1);
+    case DType::U8_ROW: return gemm<UnpackRow8<true>>(w, row_bytes, a, y, ldy, r0, r1);
+    case DType::I4_G64: return gemm<UnpackI4_G64>(w, row_bytes, a, y, ldy, r0, r1);
+    case DType::I4_G128: return gemm<UnpackI4_G128>(w, row_bytes, a, y, ldy, r0, r1);
+    case DType::U4_G64: return gemm<UnpackU4_G64>(w, row_bytes, a, y, ldy, r0, r1);
+    case DType::U4_G128: return gemm<UnpackU4_G128>(w, row_bytes, a, y, ldy, r0, r1);
     default: return;
   }
 }
