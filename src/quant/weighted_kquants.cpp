@@ -10,8 +10,11 @@
 //   3. For each sub-block the integer scale (and min) codes are chosen from a small neighbourhood
 //      of their rounded values by the weighted loss of the sub-block with re-rounded levels, so
 //      the rounding of the codes is decided by what it does to the weights, not to the scale.
-// Within GPTQ, refit_unit repeats step 3 for one sub-block from the error-updated values when the
-// algorithm reaches it (d and dmin stay as fitted at the super-block's first column).
+// Within GPTQ in natural order (act_order = false), refit_unit repeats step 3 for one sub-block
+// from the error-updated values when the sweep reaches it (d and dmin stay as fitted at the
+// super-block's first column); measured GPTQ/plain on the mild test layer without polish: Q4_K
+// 0.531 with it, 0.557 without; Q6_K 0.513 / 0.543. With act order (the default) all super-blocks
+// are fitted up front from the original weights.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
