@@ -31,7 +31,7 @@ void permute_rows_for_interleaved_rope(const uint8_t* src, uint8_t* dst, int64_t
 Status convert_to_gguf(const formats::ModelFile& in, const std::string& out_path,
                        const ConvertOptions& opts,
                        const std::function<void(size_t, size_t)>& progress) {
-  if (opts.matrix_type != DType::F32 && opts.matrix_type != DType::F16 &&
+  if (!opts.tensor_type && opts.matrix_type != DType::F32 && opts.matrix_type != DType::F16 &&
       opts.matrix_type != DType::BF16)
     return Status::error(std::string("convert: --dtype ") + dtype_name(opts.matrix_type) +
                          " is not a float type (use f32, f16 or bf16; `quantize` makes integer types)");
@@ -40,8 +40,12 @@ Status convert_to_gguf(const formats::ModelFile& in, const std::string& out_path
   const bool permute_qk = cfg.arch == Arch::kLlama && cfg.rope.neox;
   meta.erase("edgeglm.rope.neox");
   // GGUF general.file_type (llama_ftype): 0 all F32, 1 mostly F16, 32 mostly BF16.
-  const uint32_t ftype = opts.matrix_type == DType::F16 ? 1 : opts.matrix_type == DType::BF16 ? 32 : 0;
+  const uint32_t ftype = opts.file_type >= 0 ? uint32_t(opts.file_type)
+                         : opts.matrix_type == DType::F16  ? 1
+                         : opts.matrix_type == DType::BF16 ? 32
+                                                           : 0;
   meta["general.file_type"] = formats::MetaValue::from_u32(ftype);
+  for (const auto& [key, value] : opts.extra_meta) meta[key] = value;
   if (!meta.count("general.name"))
     meta["general.name"] = formats::MetaValue::from_string(cfg.arch_name);
 
@@ -82,7 +86,18 @@ Status convert_to_gguf(const formats::ModelFile& in, const std::string& out_path
     formats::TensorInfo o = t;
     const bool is_float = t.dtype == DType::F32 || t.dtype == DType::F16 || t.dtype == DType::BF16;
     const bool is_matrix = t.shape.size() == 2 && t.name.ends_with(".weight");
-    o.dtype = !is_float ? t.dtype : is_matrix ? opts.matrix_type : DType::F32;
+    if (opts.tensor_type) {
+      o.dtype = opts.tensor_type(t);
+      const quant::QuantOps* ops = quant::quant_ops(o.dtype);
+      if (o.dtype != t.dtype && (!ops || !ops->quantize_row || !quant::quant_ops(t.dtype)))
+        return Status::error("tensor '" + t.name + "': no conversion from " + dtype_name(t.dtype) +
+                             " to " + dtype_name(o.dtype));
+      if (!dtype_row_ok(o.dtype, t.shape[0]))
+        return Status::error("tensor '" + t.name + "': rows of " + std::to_string(t.shape[0]) +
+                             " elements cannot be stored as " + dtype_name(o.dtype));
+    } else {
+      o.dtype = !is_float ? t.dtype : is_matrix ? opts.matrix_type : DType::F32;
+    }
     Plan p;
     if (permute_qk && (t.name.ends_with(".attn_q.weight") || t.name.ends_with(".attn_k.weight"))) {
       p.permute_heads = t.name.ends_with(".attn_q.weight") ? cfg.n_head : cfg.n_head_kv;
@@ -118,15 +133,22 @@ Status convert_to_gguf(const formats::ModelFile& in, const std::string& out_path
     const int64_t rows = t.nelements() / cols;
     const size_t src_row = dtype_row_bytes(t.dtype, cols), dst_row = dtype_row_bytes(target, cols);
     converted.resize(dst_row * size_t(rows));
-    row.resize(size_t(cols));
-    for (int64_t r = 0; r < rows; ++r) {
-      const uint8_t* s = t.data + size_t(r) * src_row;
-      uint8_t* d = converted.data() + size_t(r) * dst_row;
-      if (target == t.dtype) {
-        std::memcpy(d, s, src_row);
-      } else {
-        quant::dequantize_row(t.dtype, s, row.data(), cols);
-        quant::quantize_row(target, row.data(), d, cols);
+    if (target != t.dtype && opts.quantize_matrix) {  // the whole matrix at once
+      std::vector<float> w(size_t(cols) * size_t(rows));
+      for (int64_t r = 0; r < rows; ++r)
+        quant::dequantize_row(t.dtype, t.data + size_t(r) * src_row, w.data() + r * cols, cols);
+      EG_TRY(opts.quantize_matrix(t.name, target, w.data(), rows, cols, converted.data()));
+    } else {
+      row.resize(size_t(cols));
+      for (int64_t r = 0; r < rows; ++r) {
+        const uint8_t* s = t.data + size_t(r) * src_row;
+        uint8_t* d = converted.data() + size_t(r) * dst_row;
+        if (target == t.dtype) {
+          std::memcpy(d, s, src_row);
+        } else {
+          quant::dequantize_row(t.dtype, s, row.data(), cols);
+          quant::quantize_row(target, row.data(), d, cols);
+        }
       }
     }
     if (plan[k].permute_heads > 0) {

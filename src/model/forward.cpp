@@ -72,6 +72,7 @@ void Context::forward(const int32_t* tokens, int64_t n, bool all_logits, bool ne
     {  // q, k, v share their input: one quantization, one dispatch
       const TensorView* ws[3] = {&l.wq, &l.wk, &l.wv};
       float* ys[3] = {q_, k_, v_};
+      if (opts_.observer) opts_.observer->observe(MatmulSite::kAttnIn, il, h_, n, E);
       k::matmul_group(ws, ys, 3, h_, n, pool_);
     }
     char* kc = k_cache_ + size_t(il * opts_.n_ctx + n_past_) * kv_row_bytes_;
@@ -88,6 +89,7 @@ void Context::forward(const int32_t* tokens, int64_t n, bool all_logits, bool ne
       store_kv_row(v_ + t * KD, vc + size_t(t) * kv_row_bytes_, KD);
     }
     attention(il, n);
+    if (opts_.observer) opts_.observer->observe(MatmulSite::kAttnOut, il, att_, n, QD);
     k::matmul(l.wo, att_, n, h_, pool_);
     for (int64_t t = 0; t < n; ++t) {
       if (l.post_attn_norm) k::rmsnorm(h_ + t * E, h_ + t * E, l.post_attn_norm, E, c.norm_eps);
@@ -97,9 +99,11 @@ void Context::forward(const int32_t* tokens, int64_t n, bool all_logits, bool ne
     {
       const TensorView* ws[2] = {&l.w_gate, &l.w_up};
       float* ys[2] = {gate_, up_};
+      if (opts_.observer) opts_.observer->observe(MatmulSite::kFfnIn, il, h_, n, E);
       k::matmul_group(ws, ys, 2, h_, n, pool_);
     }
     k::silu_mul(gate_, up_, n * c.n_ff);
+    if (opts_.observer) opts_.observer->observe(MatmulSite::kFfnDown, il, gate_, n, c.n_ff);
     k::matmul(l.w_down, gate_, n, h_, pool_);
     for (int64_t t = 0; t < n; ++t) {
       if (l.post_ffn_norm) k::rmsnorm(h_ + t * E, h_ + t * E, l.post_ffn_norm, E, c.norm_eps);
@@ -114,6 +118,7 @@ void Context::forward(const int32_t* tokens, int64_t n, bool all_logits, bool ne
   const int64_t m = n - first;
   for (int64_t t = 0; t < m; ++t)
     k::rmsnorm(h_ + t * E, x_ + (first + t) * E, w.output_norm, E, c.norm_eps);
+  if (opts_.observer) opts_.observer->observe(MatmulSite::kOutput, c.n_layer, h_, m, E);
   k::matmul(w.output, h_, m, logits_, pool_);
 }
 

@@ -38,6 +38,24 @@ class Model {
   Weights weights_;
 };
 
+// Which matrix product an activation feeds; products that share an input share a site.
+enum class MatmulSite {
+  kAttnIn,   // attn_q / attn_k / attn_v (the attention norm's output)
+  kAttnOut,  // attn_output (the attention heads' output)
+  kFfnIn,    // ffn_gate / ffn_up (the FFN norm's output)
+  kFfnDown,  // ffn_down (silu(gate) * up)
+  kOutput,   // output / tied token_embd (the final norm's output; only tokens with logits)
+};
+
+// Sees the input of every matrix product before it runs: how calibration collects activation
+// statistics through the real forward pass. x is (n_tok, n_in), row-major.
+class ActivationObserver {
+ public:
+  virtual ~ActivationObserver() = default;
+  virtual void observe(MatmulSite site, int64_t layer, const float* x, int64_t n_tok,
+                       int64_t n_in) = 0;
+};
+
 struct ContextOptions {
   int64_t n_ctx = 2048;      // positions the KV cache holds (not the model's maximum)
   int64_t n_ubatch = 64;     // tokens per forward pass during prefill
@@ -45,6 +63,7 @@ struct ContextOptions {
   // KV cache element type: F16 (default: half the memory of F32, and what attention reads per
   // token), F32, or Q8_0 (int8 blocks of 32 with an f16 scale; head_dim must be a multiple of 32).
   DType kv_type = DType::F16;
+  ActivationObserver* observer = nullptr;  // not owned; must outlive the Context
 };
 
 // "f32" | "f16" | "q8_0" -> the cache type; anything else is an error naming the choices.

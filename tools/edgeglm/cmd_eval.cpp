@@ -13,10 +13,6 @@
 
 namespace edgeglm::cli {
 
-// cmd_eval_compare.cpp
-int run_eval_compare(const std::vector<std::string>& models, const eval::CompareOptions& opts,
-                     const std::string& report_prefix, bool json, ThreadPool& pool);
-
 namespace {
 
 struct EvalArgs {

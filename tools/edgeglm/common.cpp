@@ -17,10 +17,7 @@ int fail(const Status& s) {
   return 1;
 }
 
-void ModelArgs::add(CLI::App* cmd, bool with_ctx) {
-  cmd->add_option("-m,--model", model, "model: .gguf file, llama2.c .bin, or Hugging Face directory")
-      ->required();
-  cmd->add_option("--tokenizer", tokenizer, "llama2.c tokenizer.bin for a llama2.c checkpoint");
+void ModelArgs::add_thread_options(CLI::App* cmd) {
   // Validated while parsing, so a bad value is one CLI11 error line naming the flag.
   cmd->add_option("-t,--threads", threads,
                   "threads: auto (the performance cores, or one per --cpus entry) or 1..1024")
@@ -45,6 +42,13 @@ void ModelArgs::add(CLI::App* cmd, bool with_ctx) {
           },
           ""))
       ->type_name("LIST");
+}
+
+void ModelArgs::add(CLI::App* cmd, bool with_ctx) {
+  cmd->add_option("-m,--model", model, "model: .gguf file, llama2.c .bin, or Hugging Face directory")
+      ->required();
+  cmd->add_option("--tokenizer", tokenizer, "llama2.c tokenizer.bin for a llama2.c checkpoint");
+  add_thread_options(cmd);
   if (with_ctx) {
     cmd->add_option("-c,--ctx", ctx, "context size in tokens (KV cache is sized from it)")
         ->check(CLI::Range(int64_t(16), int64_t(1) << 20));

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/cpu_topology.h"
+#include "eval/report.h"
 #include "core/thread_pool.h"
 #include "model/model.h"
 #include "runtime/session.h"
@@ -22,6 +23,11 @@ void register_chat(CLI::App& app, int& exit_code);
 void register_convert(CLI::App& app, int& exit_code);
 void register_eval(CLI::App& app, int& exit_code);
 void register_bench(CLI::App& app, int& exit_code);
+void register_quantize(CLI::App& app, int& exit_code);
+
+// The comparison report (cmd_eval_compare.cpp): eval --compare and quantize --report.
+int run_eval_compare(const std::vector<std::string>& models, const eval::CompareOptions& opts,
+                     const std::string& report_prefix, bool json, ThreadPool& pool);
 
 const CpuTopology& system_topology();
 void add_kv_type_option(CLI::App* cmd, DType& kv_type);  // --kv-type f16|f32|q8_0  // read from sysfs once per process
@@ -36,6 +42,7 @@ struct ModelArgs {
   int64_t ctx = 2048;
   DType kv_type = DType::F16;  // --kv-type
   void add(CLI::App* cmd, bool with_ctx = true);
+  void add_thread_options(CLI::App* cmd);  // --threads, --cpus (part of add)
   int thread_count() const;
   // CPUs the pool pins to: --cpus, or with --threads auto on a big.LITTLE board its performance
   // cores (auto_pin_cpus); empty: not pinned.

@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   edgeglm::cli::register_convert(app, exit_code);
   edgeglm::cli::register_eval(app, exit_code);
   edgeglm::cli::register_bench(app, exit_code);
+  edgeglm::cli::register_quantize(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
