@@ -90,6 +90,20 @@ TEST_F(CliQuantizeStories, CalibratedRunWritesFileAndSaysSo) {
   r = run_cli("quantize " + in_ + " -o " + dir_ + "/rtn.gguf --scheme int4-g32");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.err.find("plain round-to-nearest"), std::string::npos) << r.err;
+  // --report: the before/after table, base first, in markdown and JSON.
+  r = run_cli("quantize " + in_ + " -o " + dir_ + "/rep.gguf --scheme q8_0 --report --eval-ppl " + dir_ +
+              "/calib.txt --eval-chunks 2 --note 'test note'");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string md = bytes(dir_ + "/rep.report.md");
+  const size_t base_row = md.find("| in.gguf (base)"), out_row = md.find("| rep.gguf");
+  ASSERT_NE(base_row, std::string::npos) << md;
+  ASSERT_NE(out_row, std::string::npos) << md;
+  EXPECT_LT(base_row, out_row);
+  EXPECT_NE(md.find("test note"), std::string::npos);
+  EXPECT_NE(md.find("quantized with --scheme q8_0"), std::string::npos);
+  const std::string js = bytes(dir_ + "/rep.report.json");
+  EXPECT_NE(js.find("\"kld\""), std::string::npos) << js.substr(0, 400);
+  EXPECT_NE(r.out.find("| rep.gguf"), std::string::npos);
   // --plan-only writes nothing.
   r = run_cli("quantize " + in_ + " --scheme q4_k_m --plan-only");
   ASSERT_EQ(r.code, 0) << r.err;
