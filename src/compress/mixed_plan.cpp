@@ -272,8 +272,13 @@ Result<MixedPlan> plan_mixed(const model::Model& model, const tokenizer::Tokeniz
     tp.rows = t.nelements() / tp.cols;
     w.resize(size_t(tp.rows * tp.cols));
     const size_t src_row = dtype_row_bytes(t.dtype, tp.cols);
-    for (int64_t r = 0; r < tp.rows; ++r)
-      quant::dequantize_row(t.dtype, t.data + size_t(r) * src_row, w.data() + r * tp.cols, tp.cols);
+    pool.parallel_for(
+        tp.rows,
+        [&](int64_t b, int64_t e) {
+          for (int64_t r = b; r < e; ++r)
+            quant::dequantize_row(t.dtype, t.data + size_t(r) * src_row, w.data() + r * tp.cols, tp.cols);
+        },
+        16);
     const InputStats* st = calib ? calib->for_tensor(t.name, tied) : nullptr;
     // Relative error of each candidate storable with these rows, weighted per input channel by
     // diag(H) (the importance; 1 without statistics): sum_rj H_jj e_rj^2 / sum_rj H_jj w_rj^2.
@@ -288,21 +293,30 @@ Result<MixedPlan> plan_mixed(const model::Model& model, const tokenizer::Tokeniz
       for (int64_t j = 0; j < tp.cols; ++j) ref += imp[size_t(j)] * double(w[size_t(r * tp.cols + j)]) * w[size_t(r * tp.cols + j)];
     std::map<DType, double> err;
     std::map<DType, std::vector<uint8_t>> encoded;
-    std::vector<float> deq(size_t(tp.cols));
     for (DType c : cands) {
       if (!dtype_row_ok(c, tp.cols)) continue;
       std::vector<uint8_t>& q = encoded[c];
       q.resize(tensor_bytes(c, tp.rows, tp.cols));
       EG_TRY(compress::quantize_matrix(c, w.data(), tp.rows, tp.cols, nullptr, q.data(), pool));
       const size_t rb = dtype_row_bytes(c, tp.cols);
+      std::vector<double> parts(size_t(pool.size()), 0.0);
+      pool.parallel_for(
+          tp.rows,
+          [&](int64_t b, int64_t e_row, int ith) {
+            std::vector<float> deq(size_t(tp.cols));
+            double e = 0;
+            for (int64_t r = b; r < e_row; ++r) {
+              quant::dequantize_row(c, q.data() + size_t(r) * rb, deq.data(), tp.cols);
+              for (int64_t j = 0; j < tp.cols; ++j) {
+                const double d = double(w[size_t(r * tp.cols + j)]) - deq[size_t(j)];
+                e += imp[size_t(j)] * d * d;
+              }
+            }
+            parts[size_t(ith)] += e;
+          },
+          16);
       double e = 0;
-      for (int64_t r = 0; r < tp.rows; ++r) {
-        quant::dequantize_row(c, q.data() + size_t(r) * rb, deq.data(), tp.cols);
-        for (int64_t j = 0; j < tp.cols; ++j) {
-          const double d = double(w[size_t(r * tp.cols + j)]) - deq[size_t(j)];
-          e += imp[size_t(j)] * d * d;
-        }
-      }
+      for (double v : parts) e += v;
       err[c] = ref > 0 ? e / ref : 0.0;
       tp.bytes[c] = q.size();
     }
