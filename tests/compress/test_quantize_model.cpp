@@ -13,6 +13,7 @@
 #include "compress/quantize_model.h"
 #include "core/mapped_file.h"
 #include "formats/model_file.h"
+#include "model/model_test_util.h"
 #include "test_util.h"
 #include "tokenizer/tokenizer.h"
 
@@ -23,20 +24,8 @@ namespace fs = std::filesystem;
 constexpr const char* kStories = "models/stories260K/stories260K.gguf";
 constexpr const char* kText = "data/tinystories_valid_1000.txt";
 
-struct Loaded {
-  std::unique_ptr<model::Model> model;
-  std::unique_ptr<tokenizer::Tokenizer> tok;
-};
-Loaded load(const std::string& path) {
-  Loaded l;
-  auto m = model::Model::load(path);
-  EXPECT_TRUE(m.ok()) << m.status().message();
-  l.model = std::move(m).value();
-  auto t = tokenizer::Tokenizer::from_metadata(l.model->file().meta);
-  EXPECT_TRUE(t.ok());
-  l.tok = std::move(t).value();
-  return l;
-}
+using test::Loaded;
+using test::load;
 
 std::string file_bytes(const std::string& path) {
   std::ifstream f(path, std::ios::binary);

@@ -8,6 +8,7 @@
 
 #include "core/mapped_file.h"
 #include "eval/hellaswag.h"
+#include "model/model_test_util.h"
 #include "test_util.h"
 
 using namespace edgeglm;
@@ -34,20 +35,8 @@ std::string parse_error(const std::string& text) {
   return r.ok() ? std::string() : r.status().message();
 }
 
-struct Loaded {
-  std::unique_ptr<model::Model> model;
-  std::unique_ptr<tokenizer::Tokenizer> tok;
-};
-
-Loaded load(const std::string& path) {
-  Loaded l;
-  auto m = model::Model::load(path);
-  EXPECT_TRUE(m.ok()) << m.status().message();
-  if (!m.ok()) return l;
-  l.tok = tokenizer::Tokenizer::from_metadata((*m)->file().meta).value();
-  l.model = std::move(m).value();
-  return l;
-}
+using test::Loaded;
+using test::load;
 
 // Every ending from an empty cache in one decode; -log softmax in double, written out again.
 std::array<double, 4> brute_force(const Loaded& l, const eval::HellaswagTask& task, ThreadPool& pool,

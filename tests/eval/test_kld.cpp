@@ -17,6 +17,7 @@
 #include "eval/logits_file.h"
 #include "formats/gguf/gguf_writer.h"
 #include "quant/quant.h"
+#include "model/model_test_util.h"
 #include "test_util.h"
 
 using namespace edgeglm;
@@ -65,22 +66,8 @@ std::string stories_as(DType type) {
 
 namespace {
 
-struct Loaded {
-  std::unique_ptr<model::Model> model;
-  std::unique_ptr<tokenizer::Tokenizer> tok;
-};
-
-Loaded load(const std::string& path) {
-  Loaded l;
-  auto m = model::Model::load(path);
-  EXPECT_TRUE(m.ok()) << m.status().message();
-  if (!m.ok()) return l;
-  auto t = tokenizer::Tokenizer::from_metadata((*m)->file().meta);
-  EXPECT_TRUE(t.ok()) << t.status().message();
-  l.model = std::move(m).value();
-  if (t.ok()) l.tok = std::move(t).value();
-  return l;
-}
+using test::Loaded;
+using test::load;
 
 std::string stories_text() {
   return read_text_file(test::shared_path("data/tinystories_valid_1000.txt")).value();

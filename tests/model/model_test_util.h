@@ -4,12 +4,32 @@
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "model/model.h"
 #include "runtime/sampler.h"
+#include "tokenizer/tokenizer.h"
 
 namespace edgeglm::test {
+
+// A model file loaded with the tokenizer from its metadata; failures are recorded as test
+// failures and leave the members null.
+struct Loaded {
+  std::unique_ptr<model::Model> model;
+  std::unique_ptr<tokenizer::Tokenizer> tok;
+};
+inline Loaded load(const std::string& path) {
+  Loaded l;
+  auto m = model::Model::load(path);
+  EXPECT_TRUE(m.ok()) << path << ": " << m.status().message();
+  if (!m.ok()) return l;
+  auto t = tokenizer::Tokenizer::from_metadata((*m)->file().meta);
+  EXPECT_TRUE(t.ok()) << t.status().message();
+  l.model = std::move(m).value();
+  if (t.ok()) l.tok = std::move(t).value();
+  return l;
+}
 
 // A context holding the prompt, with the logits of every prompt position (ctx->logits(t)).
 // Null (with a test failure recorded) if the context cannot be made or the decode fails.
@@ -28,6 +48,23 @@ inline std::unique_ptr<model::Context> decode_prompt(const model::Model& m,
   Status st = (*ctx)->decode(ids.data(), int64_t(ids.size()), true);
   EXPECT_TRUE(st.is_ok()) << st.message();
   return st.is_ok() ? std::move(ctx).value() : nullptr;
+}
+
+// Loads `path` and returns the logits of every position of `ids` (empty, with a failure
+// recorded, if the model cannot be loaded or run).
+inline std::vector<std::vector<float>> prompt_logits(const std::string& path,
+                                                     const std::vector<int32_t>& ids) {
+  auto m = model::Model::load(path);
+  EXPECT_TRUE(m.ok()) << m.status().message();
+  if (!m.ok()) return {};
+  ThreadPool pool(2);
+  auto ctx = decode_prompt(**m, ids, pool);
+  if (!ctx) return {};
+  const int64_t v = ctx->n_vocab();
+  std::vector<std::vector<float>> out;
+  for (size_t t = 0; t < ids.size(); ++t)
+    out.emplace_back(ctx->logits(int64_t(t)), ctx->logits(int64_t(t)) + v);
+  return out;
 }
 
 // n greedy tokens after the prompt decoded by decode_prompt (whose last row gives the first).

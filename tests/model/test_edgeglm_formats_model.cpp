@@ -54,16 +54,7 @@ int convert_to(const std::string& src, const std::string& dst, DType t) {
 }
 
 std::vector<std::vector<float>> logits_of(const std::string& path, const std::vector<int32_t>& ids) {
-  auto m = model::Model::load(path);
-  EXPECT_TRUE(m.ok()) << m.status().message();
-  if (!m.ok()) return {};
-  ThreadPool pool(2);
-  auto ctx = test::decode_prompt(**m, ids, pool);
-  if (!ctx) return {};
-  const int64_t v = ctx->n_vocab();
-  std::vector<std::vector<float>> out;
-  for (size_t t = 0; t < ids.size(); ++t) out.emplace_back(ctx->logits(int64_t(t)), ctx->logits(int64_t(t)) + v);
-  return out;
+  return test::prompt_logits(path, ids);
 }
 
 // Mean over positions of KL(p_ref || p).

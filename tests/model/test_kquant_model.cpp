@@ -99,16 +99,7 @@ std::string write_model(const std::string& file, Mode mode) {
 }
 
 std::vector<std::vector<float>> run(const std::string& path, const std::vector<int32_t>& ids) {
-  auto m = model::Model::load(path);
-  EXPECT_TRUE(m.ok()) << m.status().message();
-  if (!m.ok()) return {};
-  ThreadPool pool(2);
-  auto ctx = test::decode_prompt(**m, ids, pool);
-  if (!ctx) return {};
-  std::vector<std::vector<float>> out;
-  for (size_t t = 0; t < ids.size(); ++t)
-    out.emplace_back(ctx->logits(int64_t(t)), ctx->logits(int64_t(t)) + kVocab);
-  return out;
+  return test::prompt_logits(path, ids);
 }
 
 std::vector<double> softmax(const std::vector<float>& l) {
