@@ -11,6 +11,7 @@
 #include "compress/calibration.h"
 #include "compress/mixed_plan.h"
 #include "compress/quantize_model.h"
+#include "compress/smoothing.h"
 #include "core/mapped_file.h"
 #include "quant/scheme.h"
 
@@ -28,6 +29,7 @@ struct QuantizeArgs {
   double target_bpw = 0;
   double target_mib = 0;
   int64_t sensitivity_tokens = 256;
+  double smooth = -1;  // < 0: 0.5 for the int8 schemes with --calib, else off
   bool plan_only = false;
   bool list = false;
   // --report: the before/after table (eval --compare IN OUT).
@@ -131,7 +133,7 @@ int run(const QuantizeArgs& a) {
   }
   auto loaded = load_model(a.model);
   if (!loaded.ok()) return fail(loaded.status());
-  const model::Model& m = *loaded->model;
+  const model::Model* mp_model = loaded->model.get();
   ThreadPool pool(a.model.thread_count(), a.model.pin_cpus());
 
   compress::MixedOptions mo;
@@ -139,19 +141,35 @@ int run(const QuantizeArgs& a) {
   mo.target_mib = a.target_mib;
   mo.sensitivity_tokens = a.sensitivity_tokens;
   if (mixed)
-    if (Status st = compress::check_mixed_budget(m.file(), mo); !st.is_ok()) return fail(st);
+    if (Status st = compress::check_mixed_budget(mp_model->file(), mo); !st.is_ok()) return fail(st);
 
   compress::Calibration calib;
+  std::unique_ptr<model::Model> smoothed_model;  // the input with smoothing folded in
+  if (a.smooth > 0 && calib_text.empty()) return fail(Status::error("--smooth needs --calib FILE"));
   if (!calib_text.empty() && s.calibrated_rounding) {
     compress::CalibrationOptions copt;
     copt.max_tokens = a.calib_tokens;
     copt.n_ctx = a.calib_ctx;
-    auto c = compress::collect_calibration(m, *loaded->tokenizer, calib_text, a.calib, copt, pool,
+    auto c = compress::collect_calibration(*mp_model, *loaded->tokenizer, calib_text, a.calib, copt, pool,
                                            [](int64_t d, int64_t n) { progress_bar("calibrating", d, n, "tokens"); });
     if (!c.ok()) return fail(c.status());
     calib = std::move(c).value();
     qo.calib = &calib;
     std::fprintf(stderr, "calibration: %lld tokens of %s\n", (long long)calib.tokens, a.calib.c_str());
+    const bool w8a8 = s.type == DType::I8_ROW || s.type == DType::U8_ROW;
+    const double alpha = a.smooth >= 0 ? a.smooth : (w8a8 ? 0.5 : 0.0);
+    if (alpha > 0) {
+      compress::SmoothOptions so;
+      so.alpha = alpha;
+      auto sm = compress::smooth_model(mp_model->file(), mp_model->config(), calib, so);
+      if (!sm.ok()) return fail(sm.status());
+      const int sites = sm->sites;
+      auto smoothed = model::Model::from_file(std::move(sm->file));
+      if (!smoothed.ok()) return fail(smoothed.status());
+      smoothed_model = std::move(smoothed).value();
+      mp_model = smoothed_model.get();
+      std::fprintf(stderr, "smoothing: %d activation sites, strength %.2f\n", sites, alpha);
+    }
   } else if (s.kind != quant::SchemeKind::kFloat) {
     std::fprintf(stderr, "no --calib: plain round-to-nearest rounding%s\n",
                  s.calibrated_rounding ? " (give --calib FILE for calibrated, error-compensating rounding)" : "");
@@ -159,7 +177,7 @@ int run(const QuantizeArgs& a) {
 
   compress::MixedPlan mp;
   if (mixed) {
-    auto p = compress::plan_mixed(m, *loaded->tokenizer, calib_text, qo.calib, mo, pool,
+    auto p = compress::plan_mixed(*mp_model, *loaded->tokenizer, calib_text, qo.calib, mo, pool,
                                   [](int64_t d, int64_t n) { progress_bar("sensitivity", d, n, "tensors"); });
     if (!p.ok()) return fail(p.status());
     mp = std::move(p).value();
@@ -167,6 +185,7 @@ int run(const QuantizeArgs& a) {
     std::fprintf(stderr, "mixed plan: %.3f bits/weight, %.1f MiB of tensors, predicted KLD %.4g (%.1f s)\n",
                  mp.bits_per_weight, double(mp.planned_bytes) / (1 << 20), mp.predicted_kld, mp.seconds);
   }
+  const model::Model& m = *mp_model;
   auto plan = compress::plan_tensors(m.file(), m.config(), qo);
   if (!plan.ok()) return fail(plan.status());
   if (a.plan_only) {
@@ -217,6 +236,10 @@ void register_quantize(CLI::App& app, int& exit_code) {
   cmd->add_option("--target-size", a->target_mib, "mixed: output size in MiB")->check(CLI::Range(0.001, 1e9));
   cmd->add_option("--sensitivity-tokens", a->sensitivity_tokens, "mixed: calibration tokens per sensitivity run (default 256)")
       ->check(CLI::Range(int64_t(16), int64_t(1) << 16));
+  cmd->add_option("--smooth", a->smooth,
+                  "with --calib: move activation outliers into the weights (SmoothQuant strength 0..1; "
+                  "default 0.5 for int8 / uint8-asym, 0 = off for the others)")
+      ->check(CLI::Range(0.0, 1.0));
   cmd->add_flag("--plan-only", a->plan_only, "print the per-tensor plan and write nothing");
   cmd->add_flag("--list", a->list, "list the schemes with their bits per weight");
   cmd->add_flag("--report", a->report, "after writing, evaluate input and output: the before/after table (markdown + JSON)");
