@@ -113,6 +113,21 @@ struct TopK {
   }
 };
 
+// The candidate with the least loss: the static weighted loss, or (exact) the group's own
+// error-propagated loss re-evaluated for each of the top candidates.
+Grid best_of(const TopK& top, Search& s, bool exact, float* best_loss) {
+  Grid best = top.grid[0];
+  *best_loss = exact ? s.loss(best, false) : top.loss[0];
+  for (int k = 1; exact && k < top.n; ++k) {
+    const float l = s.loss(top.grid[k], false);
+    if (l < *best_loss) {
+      *best_loss = l;
+      best = top.grid[k];
+    }
+  }
+  return best;
+}
+
 // Symmetric: value = d * q, q in [lo, hi]. Returns the best loss; *out the grid.
 float search_symmetric(const FitContext& c, int lo, int hi, Store st, float f0, float fstep,
                        int nf, Grid* out) {
@@ -144,15 +159,8 @@ float search_symmetric(const FitContext& c, int lo, int hi, Store st, float f0, 
     *out = zero;
     return grid_loss(c.x, c.w, c.n, zero);
   }
-  Grid best = top.grid[0];
-  float best_loss = exact ? s.loss(best, false) : top.loss[0];
-  for (int k = 1; exact && k < top.n; ++k) {
-    const float l = s.loss(top.grid[k], false);
-    if (l < best_loss) {
-      best_loss = l;
-      best = top.grid[k];
-    }
-  }
+  float best_loss = 0;
+  Grid best = best_of(top, s, exact, &best_loss);
   for (int it = 0; it < 2; ++it) {
     s.loss(best, true);
     double sqt = 0, sqq = 0;
@@ -205,15 +213,8 @@ float search_affine(const FitContext& c, int nmax, Store st, bool b_nonpos, cons
     *out = grid_of(0, mn);
     return grid_loss(c.x, c.w, c.n, *out);
   }
-  Grid best = top.grid[0];
-  float best_loss = exact ? s.loss(best, false) : top.loss[0];
-  for (int k = 1; exact && k < top.n; ++k) {
-    const float l = s.loss(top.grid[k], false);
-    if (l < best_loss) {
-      best_loss = l;
-      best = top.grid[k];
-    }
-  }
+  float best_loss = 0;
+  Grid best = best_of(top, s, exact, &best_loss);
   for (int it = 0; it < 3; ++it) {
     s.loss(best, true);
     // Weighted least squares of t ~ a*q + b; then b re-solved for the stored (rounded) a.
