@@ -13,6 +13,20 @@
 
 namespace edgeglm::test {
 
+// GGUF metadata of a small llama (no vocabulary: tests feed token ids).
+inline formats::Metadata llama_metadata(int64_t n_embd, int64_t n_ff, int64_t n_layer,
+                                        int64_t n_head, int64_t n_head_kv) {
+  formats::Metadata meta;
+  meta["general.architecture"] = formats::MetaValue::from_string("llama");
+  meta["llama.embedding_length"] = formats::MetaValue::from_u32(uint32_t(n_embd));
+  meta["llama.feed_forward_length"] = formats::MetaValue::from_u32(uint32_t(n_ff));
+  meta["llama.block_count"] = formats::MetaValue::from_u32(uint32_t(n_layer));
+  meta["llama.attention.head_count"] = formats::MetaValue::from_u32(uint32_t(n_head));
+  meta["llama.attention.head_count_kv"] = formats::MetaValue::from_u32(uint32_t(n_head_kv));
+  meta["llama.attention.layer_norm_rms_epsilon"] = formats::MetaValue::from_f32(1e-5f);
+  return meta;
+}
+
 // A model file loaded with the tokenizer from its metadata; failures are recorded as test
 // failures and leave the members null.
 struct Loaded {

@@ -117,14 +117,7 @@ std::string write_random_llama(const std::string& file) {
     add(p + "ffn_up.weight", {kEmbd, kFf}, s);
     add(p + "ffn_down.weight", {kFf, kEmbd}, 1.0f / std::sqrt(float(kFf)));
   }
-  formats::Metadata meta;
-  meta["general.architecture"] = formats::MetaValue::from_string("llama");
-  meta["llama.embedding_length"] = formats::MetaValue::from_u32(kEmbd);
-  meta["llama.feed_forward_length"] = formats::MetaValue::from_u32(kFf);
-  meta["llama.block_count"] = formats::MetaValue::from_u32(kLayers);
-  meta["llama.attention.head_count"] = formats::MetaValue::from_u32(kHeads);
-  meta["llama.attention.head_count_kv"] = formats::MetaValue::from_u32(kHeadsKv);
-  meta["llama.attention.layer_norm_rms_epsilon"] = formats::MetaValue::from_f32(1e-5f);
+  const formats::Metadata meta = test::llama_metadata(kEmbd, kFf, kLayers, kHeads, kHeadsKv);
   const std::string path = test::temp_path(file);
   EXPECT_TRUE(formats::write_gguf(path, meta, infos).is_ok());
   return path;

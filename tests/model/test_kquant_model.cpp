@@ -85,14 +85,7 @@ std::string write_model(const std::string& file, Mode mode) {
     add(b, p + "ffn_up.weight", {kEmbd, kFf}, mat, randn(size_t(kEmbd * kFf), s), mode);
     add(b, p + "ffn_down.weight", {kFf, kEmbd}, hi, randn(size_t(kFf * kEmbd), 1.0f / std::sqrt(float(kFf))), mode);
   }
-  formats::Metadata meta;
-  meta["general.architecture"] = formats::MetaValue::from_string("llama");
-  meta["llama.embedding_length"] = formats::MetaValue::from_u32(kEmbd);
-  meta["llama.feed_forward_length"] = formats::MetaValue::from_u32(kFf);
-  meta["llama.block_count"] = formats::MetaValue::from_u32(kLayers);
-  meta["llama.attention.head_count"] = formats::MetaValue::from_u32(kHeads);
-  meta["llama.attention.head_count_kv"] = formats::MetaValue::from_u32(kHeadsKv);
-  meta["llama.attention.layer_norm_rms_epsilon"] = formats::MetaValue::from_f32(1e-5f);
+  const formats::Metadata meta = test::llama_metadata(kEmbd, kFf, kLayers, kHeads, kHeadsKv);
   const std::string path = test::temp_path(file);
   EXPECT_TRUE(formats::write_gguf(path, meta, b.tensors).is_ok());
   return path;
