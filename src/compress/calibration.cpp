@@ -5,6 +5,7 @@
 
 #include "core/utf8.h"
 #include "kernels/kernels.h"
+#include "quant/scheme.h"
 
 namespace edgeglm::compress {
 namespace {
@@ -69,17 +70,15 @@ bool has_part(const std::string& s, const char* part) { return s.find(part) != s
 }  // namespace
 
 const InputStats* Calibration::for_tensor(const std::string& name, bool tied_output) const {
-  int64_t layer = -1;
-  MatmulSite site;
   if (name == "output.weight" || (tied_output && name == "token_embd.weight")) {
-    site = MatmulSite::kOutput;
-    // The output site is keyed by n_layer (one past the last block): the largest layer key.
+    // The output site is keyed by n_layer (one past the last block), the only kOutput key.
     for (const auto& [key, st] : stats)
       if (key.first == MatmulSite::kOutput) return &st;
     return nullptr;
   }
-  if (name.rfind("blk.", 0) != 0) return nullptr;
-  layer = std::strtol(name.c_str() + 4, nullptr, 10);
+  const int64_t layer = quant::layer_of(name);
+  if (layer < 0) return nullptr;
+  MatmulSite site;
   if (has_part(name, ".attn_q.") || has_part(name, ".attn_k.") || has_part(name, ".attn_v.") ||
       has_part(name, ".attn_qkv."))
     site = MatmulSite::kAttnIn;

@@ -65,6 +65,8 @@ TEST_F(CliQuantizeStories, BadInputGivesClearErrors) {
   expect_error("--scheme int4-g32 --calib " + in_, "not text");
   expect_error("--scheme int4-g32 --calib " + dir_ + "/missing.txt", "missing.txt");
   expect_error("--scheme q4_0 --keep 'attn_q=q9'", "unknown type 'q9'");
+  expect_error("--scheme int8 --smooth 0.5", "--smooth needs --calib");
+  expect_error("--scheme int8 --smooth 1.5", "--smooth");
   write(dir_ + "/calib.txt", bytes(shared_path("data/tinystories_valid_1000.txt")).substr(0, 40000));
   expect_error("--scheme mixed --target-bpw 1.5 --calib " + dir_ + "/calib.txt", "below the smallest plan");
   // Unwritable output: a missing directory, and the input itself.

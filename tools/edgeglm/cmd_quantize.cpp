@@ -146,6 +146,8 @@ int run(const QuantizeArgs& a) {
   compress::Calibration calib;
   std::unique_ptr<model::Model> smoothed_model;  // the input with smoothing folded in
   if (a.smooth > 0 && calib_text.empty()) return fail(Status::error("--smooth needs --calib FILE"));
+  if (a.smooth > 0 && !s.calibrated_rounding)
+    return fail(Status::error(std::string("--smooth applies to integer schemes, not ") + s.name));
   if (!calib_text.empty() && s.calibrated_rounding) {
     compress::CalibrationOptions copt;
     copt.max_tokens = a.calib_tokens;
