@@ -46,8 +46,9 @@ const std::vector<SyntheticShape> kShapes = {
      1e-5f, true, true, true, false, true},
 };
 
-const std::vector<std::string> kTypeNames = {"f32",  "f16",  "bf16", "q8_0", "q4_0", "q4_1",
-                                             "q5_0", "q5_1", "q4_k", "q5_k", "q6_k"};
+const std::vector<std::string> kTypeNames = {
+    "f32",  "f16",  "bf16", "q8_0", "q4_0",   "q4_1",   "q5_0",    "q5_1",   "q4_k",
+    "q5_k", "q6_k", "i8_row", "u8_row", "i4_g64", "i4_g128", "u4_g64", "u4_g128"};
 
 std::string join(const std::vector<std::string>& v) {
   std::string s;
@@ -61,6 +62,8 @@ DType fallback_type(DType t) {
     case DType::Q4_K: return DType::Q5_0;
     case DType::Q5_K: return DType::Q5_1;
     case DType::Q6_K: return DType::Q8_0;
+    case DType::I4_G64: case DType::I4_G128: return DType::Q4_0;  // edgeglm's groups: 32-groups
+    case DType::U4_G64: case DType::U4_G128: return DType::Q4_1;
     default: return DType::F16;
   }
 }
@@ -68,7 +71,8 @@ DType fallback_type(DType t) {
 // Output projection of an untied model (llama.cpp: Q6_K unless the type is already 8-bit or float).
 DType output_type(DType t) {
   switch (t) {
-    case DType::Q8_0: case DType::F16: case DType::BF16: case DType::F32: return t;
+    case DType::Q8_0: case DType::F16: case DType::BF16: case DType::F32:
+    case DType::I8_ROW: case DType::U8_ROW: return t;
     default: return DType::Q6_K;
   }
 }
@@ -87,7 +91,7 @@ uint32_t file_type_id(DType t) {
     case DType::Q5_K: return 16;
     case DType::Q6_K: return 18;
     case DType::BF16: return 32;
-    default: return 0;
+    default: return 1024;  // edgeglm's own formats: llama.cpp's "guessed" (read the tensors)
   }
 }
 

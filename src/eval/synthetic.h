@@ -11,6 +11,7 @@
 //    one, else the type itself (q8_0, q6_k, f16, bf16, f32);
 //  * a K type (q4_k, q5_k, q6_k) needs rows of a multiple of 256: a matrix whose row (ne[0]) is
 //    not falls back per tensor as llama.cpp does (q4_k -> q5_0, q5_k -> q5_1, q6_k -> q8_0);
+//    edgeglm's 64/128-groups fall back to the 32-group layouts (i4_g* -> q4_0, u4_g* -> q4_1);
 //  * norms, biases and rope_freqs stay F32.
 // The vocabulary is a minimal SentencePiece-style one ("<unk>", "<s>", "</s>", the 256 byte tokens
 // "<0x00>".."<0xFF>", the word-start piece U+2581, then "tok%d") that edgeglm and llama.cpp both

@@ -115,6 +115,27 @@ TEST(Synthetic, TypeMixFollowsLlamaCpp) {
   EXPECT_TRUE(found);
 }
 
+// edgeglm's own formats: groups of 128 do not divide SmolLM2's rows of 576, so those fall back
+// to the 32-group layout; per-row int8 fits every matrix and is also its own output type.
+TEST(Synthetic, OwnFormatsPlanWithTheirFallbacks) {
+  auto find = [](const eval::SyntheticPlan& p, const std::string& n) {
+    for (const auto& t : p.tensors)
+      if (t.name == n) return t.dtype;
+    ADD_FAILURE() << n;
+    return DType::I8;
+  };
+  auto g = eval::plan_synthetic_model(shape("smollm2-135m"), *eval::synthetic_type_from_name("u4_g128"));
+  ASSERT_TRUE(g.ok()) << g.status().message();
+  EXPECT_EQ(find(*g, "blk.0.attn_q.weight"), DType::Q4_1);
+  EXPECT_EQ(find(*g, "blk.0.ffn_down.weight"), DType::U4_G128);
+  EXPECT_NE(g->fallbacks[0].find("u4_g128 -> q4_1"), std::string::npos) << g->fallbacks[0];
+  auto i8 = eval::plan_synthetic_model(shape("tinyllama-1.1b"), DType::I8_ROW);
+  ASSERT_TRUE(i8.ok());
+  EXPECT_EQ(find(*i8, "output.weight"), DType::I8_ROW);
+  EXPECT_EQ(find(*i8, "blk.0.attn_k.weight"), DType::I8_ROW);
+  EXPECT_TRUE(i8->fallbacks.empty());
+}
+
 TEST(Synthetic, UnknownNamesListTheChoices) {
   auto s = eval::find_synthetic_shape("llama-70b");
   ASSERT_FALSE(s.ok());
