@@ -143,6 +143,20 @@ void rows_q8_0(const uint8_t* const* w, const Prep& p, float* out) {
 }
 
 // ---------------- Q4_0 / Q4_1 / Q5_0 / Q5_1 ----------------
+// g: 16 gathered 32-bit words, each a block's fp16 scale (low half) and, with kMin, its fp16
+// min (high half). Writes the 16 scales times the activation scales da, spread 4 lanes per block,
+// to sc, and adds the offset (scale * cf) or min (min * cf) term to acc.
+template <bool kMin>
+inline void group_scales(__m512i g, __m512 da, __m512 cf, float* sc, __m512& acc) {
+  const __m512 s = _mm512_mul_ps(_mm512_cvtph_ps(_mm512_cvtepi32_epi16(g)), da);
+  expand4(s, sc);
+  if constexpr (kMin) {
+    const __m512 mn = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(g, 16)));
+    acc = _mm512_fmadd_ps(mn, cf, acc);
+  } else {
+    acc = _mm512_fmadd_ps(s, cf, acc);
+  }
+}
 // kMin: c[b] = d[b] * s[b] (times the block's m); otherwise c[b] = -offset * s[b] (times scale).
 template <int BS, int QS, int QH, bool kMin>
 struct Nibble {
@@ -186,15 +200,8 @@ struct Nibble {
       const __mmask16 mk = first_lanes(m);
       const __m512 da = _mm512_maskz_loadu_ps(mk, p.d + b0), cf = _mm512_maskz_loadu_ps(mk, p.c + b0);
       for (int r = 0; r < R; ++r) {
-        const __m512i g = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), mk, idx, w[r] + b0 * BS, 1);
-        const __m512 s = _mm512_mul_ps(_mm512_cvtph_ps(_mm512_cvtepi32_epi16(g)), da);
-        expand4(s, sc[r]);
-        if constexpr (kMin) {
-          const __m512 mn = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(g, 16)));
-          acc4[r] = _mm512_fmadd_ps(mn, cf, acc4[r]);
-        } else {
-          acc4[r] = _mm512_fmadd_ps(s, cf, acc4[r]);
-        }
+        group_scales<kMin>(_mm512_mask_i32gather_epi32(_mm512_setzero_si512(), mk, idx, w[r] + b0 * BS, 1),
+                           da, cf, sc[r], acc4[r]);
       }
       const int8_t* ap = p.pair + b0 * 32;  // 64 bytes per pair of blocks
       int k = 0;
@@ -280,15 +287,9 @@ struct NibbleGroup {
       const __mmask16 mk = first_lanes(m);
       const __m512 da = _mm512_maskz_loadu_ps(mk, p.d + b0), cf = _mm512_maskz_loadu_ps(mk, p.c + b0);
       for (int r = 0; r < R; ++r) {
-        const __m512i g = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), mk, idx, w[r] + (b0 / kSub) * BS, 1);
-        const __m512 s = _mm512_mul_ps(_mm512_cvtph_ps(_mm512_cvtepi32_epi16(g)), da);
-        expand4(s, sc[r]);
-        if constexpr (kMin) {
-          const __m512 mn = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(g, 16)));
-          acc4[r] = _mm512_fmadd_ps(mn, cf, acc4[r]);
-        } else {
-          acc4[r] = _mm512_fmadd_ps(s, cf, acc4[r]);
-        }
+        group_scales<kMin>(
+            _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), mk, idx, w[r] + (b0 / kSub) * BS, 1), da, cf,
+            sc[r], acc4[r]);
       }
       const int8_t* ap = p.pair + b0 * 32;  // 64 bytes per pair of sub-blocks
       int k = 0;
