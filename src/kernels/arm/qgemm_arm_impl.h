@@ -59,38 +59,38 @@ inline void high_bits_32(const uint8_t* qh_bytes, uint8x16_t& h0, uint8x16_t& h1
 //                       and of its activation sum (times activation scale) -- the min term
 //   unpack(b, j, w0, w1): the 32 integer weight values
 //   idot(b, j, w0, w1, a0, a1): their integer dot with the activations, as four lanes
-struct Q4_0 {
-  using Block = BlockQ4_0;
-  static constexpr int kSub = 1;
-  static constexpr bool kMin = false;
-  static void scales(const Block& b, float* dsc, float*) { dsc[0] = half(b.d); }
-  static void unpack(const Block& b, int, int8x16_t& w0, int8x16_t& w1) {
-    const uint8x16_t q = vld1q_u8(b.qs);
-    w0 = vsubq_s8(s8(vandq_u8(q, vdupq_n_u8(0x0F))), vdupq_n_s8(8));
-    w1 = vsubq_s8(s8(vshrq_n_u8(q, 4)), vdupq_n_s8(8));
-  }
-  static int32x4_t idot(const Block&, int, int8x16_t w0, int8x16_t w1, int8x16_t a0, int8x16_t a1) {
-    return dot32_small(w0, w1, a0, a1);
-  }
-};
-
-struct Q4_1 {
-  using Block = BlockQ4_1;
-  static constexpr int kSub = 1;
-  static constexpr bool kMin = true;
+// Nibble formats: kSub sub-blocks of 32 per block, each laid out as a Q4_0 block's qs at qs + 16j
+// and sharing the block's scale (and min): Q4_0 / Q4_1 (kSub 1), I4_G64/128 and U4_G64/128.
+template <class B, int kSubBlocks, bool kHasMin>
+struct Nibble4 {
+  using Block = B;
+  static constexpr int kSub = kSubBlocks;
+  static constexpr bool kMin = kHasMin;
   static void scales(const Block& b, float* dsc, float* mn) {
-    dsc[0] = half(b.d);
-    mn[0] = half(b.m);
+    const float d = half(b.d);
+    for (int j = 0; j < kSub; ++j) dsc[j] = d;
+    if constexpr (kHasMin) {
+      const float m = half(b.m);
+      for (int j = 0; j < kSub; ++j) mn[j] = m;
+    }
   }
-  static void unpack(const Block& b, int, int8x16_t& w0, int8x16_t& w1) {
-    const uint8x16_t q = vld1q_u8(b.qs);
+  static void unpack(const Block& b, int j, int8x16_t& w0, int8x16_t& w1) {
+    const uint8x16_t q = vld1q_u8(b.qs + 16 * j);
     w0 = s8(vandq_u8(q, vdupq_n_u8(0x0F)));
     w1 = s8(vshrq_n_u8(q, 4));
+    if constexpr (!kHasMin) {  // symmetric: value = d * (q - 8)
+      w0 = vsubq_s8(w0, vdupq_n_s8(8));
+      w1 = vsubq_s8(w1, vdupq_n_s8(8));
+    }
   }
   static int32x4_t idot(const Block&, int, int8x16_t w0, int8x16_t w1, int8x16_t a0, int8x16_t a1) {
     return dot32_small(w0, w1, a0, a1);
   }
 };
+using Q4_0 = Nibble4<BlockQ4_0, 1, false>;
+using Q4_1 = Nibble4<BlockQ4_1, 1, true>;
+template <int G, bool kHasMin>
+using Group4 = Nibble4<std::conditional_t<kHasMin, BlockU4G<G>, BlockI4G<G>>, G / 32, kHasMin>;
 
 struct Q5_0 {
   using Block = BlockQ5_0;
@@ -207,35 +207,6 @@ struct Q6K {
   }
   static int32x4_t idot(const Block& b, int j, int8x16_t w0, int8x16_t w1, int8x16_t a0, int8x16_t a1) {
     return vmlaq_n_s32(vmulq_n_s32(dot16(w0, a0), b.scales[2 * j]), dot16(w1, a1), b.scales[2 * j + 1]);
-  }
-};
-
-// I4_G64/128 and U4_G64/128: G/32 sub-blocks of 32 per group, each laid out as a Q4_0 block's qs
-// at qs + 16j, sharing the group's scale (and min).
-template <int G, bool kHasMin>
-struct Group4 {
-  using Block = std::conditional_t<kHasMin, BlockU4G<G>, BlockI4G<G>>;
-  static constexpr int kSub = G / 32;
-  static constexpr bool kMin = kHasMin;
-  static void scales(const Block& b, float* dsc, float* mn) {
-    const float d = half(b.d);
-    for (int j = 0; j < kSub; ++j) dsc[j] = d;
-    if constexpr (kHasMin) {
-      const float m = half(b.m);
-      for (int j = 0; j < kSub; ++j) mn[j] = m;
-    }
-  }
-  static void unpack(const Block& b, int j, int8x16_t& w0, int8x16_t& w1) {
-    const uint8x16_t q = vld1q_u8(b.qs + 16 * j);
-    w0 = s8(vandq_u8(q, vdupq_n_u8(0x0F)));
-    w1 = s8(vshrq_n_u8(q, 4));
-    if constexpr (!kHasMin) {
-      w0 = vsubq_s8(w0, vdupq_n_s8(8));
-      w1 = vsubq_s8(w1, vdupq_n_s8(8));
-    }
-  }
-  static int32x4_t idot(const Block&, int, int8x16_t w0, int8x16_t w1, int8x16_t a0, int8x16_t a1) {
-    return dot32_small(w0, w1, a0, a1);
   }
 };
 
