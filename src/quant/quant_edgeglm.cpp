@@ -24,15 +24,6 @@ inline void set_nibbles(uint8_t* qs, int s, int j, int lo, int hi) {
   qs[16 * s + j] = uint8_t(lo | (hi << 4));
 }
 
-inline void min_max(const float* x, int64_t n, float* mn, float* mx) {
-  float lo = FLT_MAX, hi = -FLT_MAX;
-  for (int64_t j = 0; j < n; ++j) {
-    if (x[j] < lo) lo = x[j];
-    if (x[j] > hi) hi = x[j];
-  }
-  *mn = lo;
-  *mx = hi;
-}
 
 template <int G>
 void dequantize_i4g(const void* src, float* dst, int64_t n) {
@@ -59,14 +50,7 @@ template <int G>
 void quantize_i4g(const float* src, void* dst, int64_t n) {
   auto* b = static_cast<BlockI4G<G>*>(dst);
   for (int64_t i = 0; i < n / G; ++i, src += G) {
-    float amax = 0.0f, max = 0.0f;
-    for (int j = 0; j < G; ++j) {
-      if (std::fabs(src[j]) > amax) {
-        amax = std::fabs(src[j]);
-        max = src[j];
-      }
-    }
-    const float d = max / -8.0f;
+    const float d = signed_absmax(src, G) / -8.0f;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     b[i].d = f32_to_fp16(d);
     for (int s = 0; s < G / 32; ++s) {

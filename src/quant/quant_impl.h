@@ -1,6 +1,7 @@
 // Internal to the quant layer: the per-format reference row functions behind the QuantOps table,
 // and the rounding helpers they share. n is always a multiple of the format's block size.
 #pragma once
+#include <cfloat>
 #include <cmath>
 #include <cstdint>
 
@@ -9,6 +10,28 @@ namespace edgeglm::quant::detail {
 // Round to nearest, ties to even (the default FP rounding mode), as ggml's k-quant code does.
 // Valid for |v| < 2^22, which every caller guarantees by construction.
 inline int round_even(float v) { return int(std::lrintf(v)); }
+
+// The value of largest magnitude (its sign kept); the first one wins ties.
+inline float signed_absmax(const float* x, int64_t n) {
+  float amax = 0.0f, max = 0.0f;
+  for (int64_t j = 0; j < n; ++j) {
+    if (std::fabs(x[j]) > amax) {
+      amax = std::fabs(x[j]);
+      max = x[j];
+    }
+  }
+  return max;
+}
+
+inline void min_max(const float* x, int64_t n, float* mn, float* mx) {
+  float lo = FLT_MAX, hi = -FLT_MAX;
+  for (int64_t j = 0; j < n; ++j) {
+    if (x[j] < lo) lo = x[j];
+    if (x[j] > hi) hi = x[j];
+  }
+  *mn = lo;
+  *mx = hi;
+}
 
 // quant_legacy.cpp
 void dequantize_row_q4_0(const void* src, float* dst, int64_t n);

@@ -26,27 +26,6 @@ inline uint32_t load_u32(const uint8_t* p) {
   return v;
 }
 
-// The value of largest magnitude (its sign kept); the first one wins ties.
-inline float signed_absmax(const float* x, int n) {
-  float amax = 0.0f, max = 0.0f;
-  for (int j = 0; j < n; ++j) {
-    if (std::fabs(x[j]) > amax) {
-      amax = std::fabs(x[j]);
-      max = x[j];
-    }
-  }
-  return max;
-}
-
-inline void min_max(const float* x, int n, float* mn, float* mx) {
-  float lo = FLT_MAX, hi = -FLT_MAX;
-  for (int j = 0; j < n; ++j) {
-    if (x[j] < lo) lo = x[j];
-    if (x[j] > hi) hi = x[j];
-  }
-  *mn = lo;
-  *mx = hi;
-}
 
 }  // namespace
 
