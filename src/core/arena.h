@@ -37,4 +37,26 @@ class Arena {
   size_t used_ = 0;
 };
 
+// Address space reserved up front whose pages cost memory only once written (anonymous mmap):
+// a KV cache planned for the whole context holds RSS only for the positions actually used, and
+// release() hands a range's pages back to the kernel (they read as zeros again) when a sequence
+// slot is freed.
+class LazyPages {
+ public:
+  LazyPages() = default;
+  ~LazyPages();
+  LazyPages(const LazyPages&) = delete;
+  LazyPages& operator=(const LazyPages&) = delete;
+
+  Status reserve(size_t bytes);
+  char* data() const { return base_; }
+  size_t size() const { return size_; }
+  // Drops the whole pages inside [offset, offset + bytes); partial pages at the ends are kept.
+  void release(size_t offset, size_t bytes);
+
+ private:
+  char* base_ = nullptr;
+  size_t size_ = 0;
+};
+
 }  // namespace edgeglm

@@ -1,5 +1,6 @@
 // The decoder forward pass shared by every architecture; ArchSpec flags and the bound weights say
 // which optional pieces (biases, post norms, fused tensors, rope layout) a model has.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -32,38 +33,41 @@ void Context::store_kv_row(const float* x, char* dst, int64_t n) const {
 
 void Context::attention(int64_t il, int64_t n) {
   const ModelConfig& c = config_;
-  const size_t layer_bytes = size_t(opts_.n_ctx) * kv_row_bytes_;
-  const k::KvView kc{opts_.kv_type, k_cache_ + size_t(il) * layer_bytes, kv_row_bytes_};
-  const k::KvView vc{opts_.kv_type, v_cache_ + size_t(il) * layer_bytes, kv_row_bytes_};
   const float scale = 1.0f / std::sqrt(float(c.head_dim));
   const int64_t group = c.n_head / c.n_head_kv;
   const int64_t scratch_floats = k::attention_scratch_floats(opts_.n_ctx, group, c.head_dim);
   const int64_t items = n * c.n_head_kv;  // (token, kv head) pairs
+  int64_t max_pos = 0;
+  for (int64_t t = 0; t < n; ++t) max_pos = std::max(max_pos, pos_[size_t(t)]);
   // About 2 * n_kv * head_dim * group multiply-adds per pair: small batches stay on this thread.
-  const int64_t macs_per_item = 2 * (n_past_ + n) * c.head_dim * group;
+  const int64_t macs_per_item = 2 * (max_pos + 1) * c.head_dim * group;
   pool_.parallel_for(
       items,
       [&](int64_t b, int64_t e, int ith) {
         float* scratch = scores_ + int64_t(ith) * scratch_floats;
         for (int64_t it = b; it < e; ++it) {
           const int64_t t = it / c.n_head_kv;
-          // Token t sits at position n_past + t and sees positions 0 .. n_past + t (causal).
-          k::attention_group(q_ + t * c.q_dim(), kc, vc, n_past_ + t + 1, it % c.n_head_kv, group,
-                             c.head_dim, scale, att_ + t * c.q_dim(), scratch);
+          const int32_t s = seq_[size_t(t)];
+          const k::KvView kc{opts_.kv_type, kv_row(k_cache_, s, il, 0), kv_row_bytes_};
+          const k::KvView vc{opts_.kv_type, kv_row(v_cache_, s, il, 0), kv_row_bytes_};
+          // Token t sits at position pos_[t] of its sequence and sees positions 0 .. pos_[t]
+          // (causal; earlier tokens of the same sequence in this batch are already stored).
+          k::attention_group(q_ + t * c.q_dim(), kc, vc, pos_[size_t(t)] + 1, it % c.n_head_kv,
+                             group, c.head_dim, scale, att_ + t * c.q_dim(), scratch);
         }
       },
       kMinAttentionMacsPerThread / macs_per_item + 1);
 }
 
-void Context::forward(const int32_t* tokens, int64_t n, bool all_logits, bool need_logits) {
+void Context::forward(int64_t n, int64_t n_out) {
   const ModelConfig& c = config_;
   const Weights& w = model_.weights();
   const int64_t E = c.n_embd, QD = c.q_dim(), KD = c.kv_dim();
 
   const int64_t R = c.rope.n_rot;
   for (int64_t t = 0; t < n; ++t) {
-    k::get_row(w.token_embd, tokens[t], x_ + t * E);
-    k::rope_angles(float(n_past_ + t), w.inv_freq.data(), R, rope_ + t * R);
+    k::get_row(w.token_embd, tok_[size_t(t)], x_ + t * E);
+    k::rope_angles(float(pos_[size_t(t)]), w.inv_freq.data(), R, rope_ + t * R);
   }
 
   for (int64_t il = 0; il < c.n_layer; ++il) {
@@ -75,8 +79,6 @@ void Context::forward(const int32_t* tokens, int64_t n, bool all_logits, bool ne
       if (opts_.observer) opts_.observer->observe(MatmulSite::kAttnIn, il, h_, n, E);
       k::matmul_group(ws, ys, 3, h_, n, pool_);
     }
-    char* kc = k_cache_ + size_t(il * opts_.n_ctx + n_past_) * kv_row_bytes_;
-    char* vc = v_cache_ + size_t(il * opts_.n_ctx + n_past_) * kv_row_bytes_;
     for (int64_t t = 0; t < n; ++t) {
       float* qt = q_ + t * QD;
       float* kt = k_ + t * KD;
@@ -85,8 +87,8 @@ void Context::forward(const int32_t* tokens, int64_t n, bool all_logits, bool ne
       if (l.bv) k::add_inplace(v_ + t * KD, l.bv, KD);
       k::rope(qt, c.n_head, c.head_dim, R, rope_ + t * R, c.rope.neox);
       k::rope(kt, c.n_head_kv, c.head_dim, R, rope_ + t * R, c.rope.neox);
-      store_kv_row(kt, kc + size_t(t) * kv_row_bytes_, KD);
-      store_kv_row(v_ + t * KD, vc + size_t(t) * kv_row_bytes_, KD);
+      store_kv_row(kt, kv_row(k_cache_, seq_[size_t(t)], il, pos_[size_t(t)]), KD);
+      store_kv_row(v_ + t * KD, kv_row(v_cache_, seq_[size_t(t)], il, pos_[size_t(t)]), KD);
     }
     attention(il, n);
     if (opts_.observer) opts_.observer->observe(MatmulSite::kAttnOut, il, att_, n, QD);
@@ -110,16 +112,13 @@ void Context::forward(const int32_t* tokens, int64_t n, bool all_logits, bool ne
       k::add_inplace(x_ + t * E, h_ + t * E, E);
     }
   }
-  n_past_ += n;
-  if (!need_logits) return;
+  if (n_out == 0) return;
 
-  // Logits only where they are needed: every token, or the last one.
-  const int64_t first = all_logits ? 0 : n - 1;
-  const int64_t m = n - first;
-  for (int64_t t = 0; t < m; ++t)
-    k::rmsnorm(h_ + t * E, x_ + (first + t) * E, w.output_norm, E, c.norm_eps);
-  if (opts_.observer) opts_.observer->observe(MatmulSite::kOutput, c.n_layer, h_, m, E);
-  k::matmul(w.output, h_, m, logits_, pool_);
+  // Logits only where they are needed: the rows staged in out_rows_.
+  for (int64_t r = 0; r < n_out; ++r)
+    k::rmsnorm(h_ + r * E, x_ + out_rows_[size_t(r)] * E, w.output_norm, E, c.norm_eps);
+  if (opts_.observer) opts_.observer->observe(MatmulSite::kOutput, c.n_layer, h_, n_out, E);
+  k::matmul(w.output, h_, n_out, logits_, pool_);
 }
 
 }  // namespace edgeglm::model

@@ -2,6 +2,7 @@
 
 #include "kernels/kernels.h"
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 
@@ -53,18 +54,22 @@ size_t Model::bytes_per_token() const {
 
 namespace {
 
-constexpr size_t kNumBuffers = 13;
+constexpr size_t kNumBuffers = 11;
+
+int64_t logit_rows(const ContextOptions& opts) {
+  return std::max<int64_t>(opts.all_logits ? opts.n_ubatch : 1, opts.n_seq);
+}
+
+size_t kv_bytes(const ModelConfig& c, const ContextOptions& opts) {  // K or V, all sequences
+  return size_t(opts.n_seq) * size_t(c.n_layer) * size_t(opts.n_ctx) *
+         dtype_row_bytes(opts.kv_type, c.kv_dim());
+}
 
 // Floats of each arena buffer, in the order Context::create hands them out.
 std::array<size_t, kNumBuffers> buffer_sizes(const ModelConfig& c, const ContextOptions& opts,
                                              int n_threads) {
   const size_t U = size_t(opts.n_ubatch);
-  // Cache rows in floats' worth of bytes (rows of F16 / Q8_0 need fewer).
-  const size_t kv = (size_t(c.n_layer) * size_t(opts.n_ctx) * dtype_row_bytes(opts.kv_type, c.kv_dim()) + 3) / 4;
-  const size_t n_logit_rows = opts.all_logits ? U : 1;
-  return {kv,                                       // k_cache
-          kv,                                       // v_cache
-          U * size_t(c.n_embd),                     // x
+  return {U * size_t(c.n_embd),                     // x
           U * size_t(c.n_embd),                     // h
           U * size_t(c.q_dim()),                    // q
           U * size_t(c.kv_dim()),                   // k
@@ -75,13 +80,13 @@ std::array<size_t, kNumBuffers> buffer_sizes(const ModelConfig& c, const Context
           U * size_t(c.rope.n_rot),                 // rope cos/sin
           size_t(n_threads) * size_t(kernels::attention_scratch_floats(  // attention scratch
                                   opts.n_ctx, c.n_head / c.n_head_kv, c.head_dim)),
-          n_logit_rows * size_t(c.n_vocab)};        // logits
+          size_t(logit_rows(opts)) * size_t(c.n_vocab)};  // logits
 }
 
 }  // namespace
 
 size_t Context::planned_bytes(const Model& model, const ContextOptions& opts, int n_threads) {
-  size_t total = 0;
+  size_t total = 2 * Arena::aligned(kv_bytes(model.config(), opts));
   for (size_t n : buffer_sizes(model.config(), opts, n_threads))
     total += Arena::aligned(n * sizeof(float));
   return total;
@@ -94,6 +99,8 @@ Result<std::unique_ptr<Context>> Context::create(const Model& model, const Conte
     return Status::error("context size " + std::to_string(opts.n_ctx) + " is out of range");
   if (opts.n_ubatch < 1 || opts.n_ubatch > 4096)
     return Status::error("ubatch size " + std::to_string(opts.n_ubatch) + " is out of range");
+  if (opts.n_seq < 1 || opts.n_seq > 256)
+    return Status::error("sequence count " + std::to_string(opts.n_seq) + " is out of range (1..256)");
   if (opts.kv_type != DType::F32 && opts.kv_type != DType::F16 && opts.kv_type != DType::Q8_0)
     return Status::error(std::string("KV cache type ") + dtype_name(opts.kv_type) +
                          " is not supported (choices: f16, f32, q8_0)");
@@ -102,26 +109,49 @@ Result<std::unique_ptr<Context>> Context::create(const Model& model, const Conte
                          std::to_string(c.head_dim) + " (use f16)");
   std::unique_ptr<Context> ctx(new Context(model, opts, pool));
   const auto sizes = buffer_sizes(c, opts, pool.size());
-  Status st = ctx->arena_.reserve(planned_bytes(model, opts, pool.size()));
-  if (!st.is_ok())
-    return st.with_context("context of " + std::to_string(opts.n_ctx) + " positions");
-  float *k_cache = nullptr, *v_cache = nullptr;
-  float** bufs[] = {&k_cache,       &v_cache,       &ctx->x_,     &ctx->h_,
-                    &ctx->q_,       &ctx->k_,       &ctx->v_,     &ctx->att_,
-                    &ctx->gate_,    &ctx->up_,      &ctx->rope_,  &ctx->scores_,
-                    &ctx->logits_};
+  size_t arena_bytes = 0;
+  for (size_t n : sizes) arena_bytes += Arena::aligned(n * sizeof(float));
+  const std::string what = "context of " + std::to_string(opts.n_ctx) + " positions";
+  Status st = ctx->arena_.reserve(arena_bytes);
+  if (!st.is_ok()) return st.with_context(what);
+  const size_t kv = Arena::aligned(kv_bytes(c, opts));
+  st = ctx->kv_.reserve(2 * kv);
+  if (!st.is_ok()) return st.with_context(what);
+  float** bufs[] = {&ctx->x_,     &ctx->h_,    &ctx->q_,     &ctx->k_,
+                    &ctx->v_,     &ctx->att_,  &ctx->gate_,  &ctx->up_,
+                    &ctx->rope_,  &ctx->scores_, &ctx->logits_};
   static_assert(std::size(bufs) == kNumBuffers);
   for (size_t i = 0; i < kNumBuffers; ++i) *bufs[i] = ctx->arena_.alloc<float>(sizes[i]);
-  ctx->k_cache_ = reinterpret_cast<char*>(k_cache);
-  ctx->v_cache_ = reinterpret_cast<char*>(v_cache);
+  ctx->k_cache_ = ctx->kv_.data();
+  ctx->v_cache_ = ctx->kv_.data() + kv;
   ctx->kv_row_bytes_ = dtype_row_bytes(opts.kv_type, c.kv_dim());
+  ctx->n_past_.assign(size_t(opts.n_seq), 0);
+  ctx->scratch_pos_.assign(size_t(opts.n_seq), 0);
+  ctx->tok_.resize(size_t(opts.n_ubatch));
+  ctx->seq_.resize(size_t(opts.n_ubatch));
+  ctx->pos_.resize(size_t(opts.n_ubatch));
+  ctx->n_logit_rows_ = logit_rows(opts);
+  ctx->out_rows_.resize(size_t(ctx->n_logit_rows_));
   return ctx;
+}
+
+void Context::release(int32_t seq) {
+  n_past_[size_t(seq)] = 0;
+  const size_t slot = size_t(config_.n_layer) * size_t(opts_.n_ctx) * kv_row_bytes_;
+  kv_.release(size_t(k_cache_ - kv_.data()) + size_t(seq) * slot, slot);
+  kv_.release(size_t(v_cache_ - kv_.data()) + size_t(seq) * slot, slot);
+}
+
+size_t Context::kv_bytes_in_use() const {
+  size_t n = 0;
+  for (int64_t p : n_past_) n += size_t(p);
+  return n * kv_bytes_per_position();
 }
 
 Status Context::decode(const int32_t* tokens, int64_t n, bool all_logits) {
   if (n <= 0) return Status::error("decode: no tokens");
-  if (n_past_ + n > opts_.n_ctx)
-    return Status::error("context full: " + std::to_string(n_past_) + " + " + std::to_string(n) +
+  if (n_past_[0] + n > opts_.n_ctx)
+    return Status::error("context full: " + std::to_string(n_past_[0]) + " + " + std::to_string(n) +
                          " tokens exceed the context size " + std::to_string(opts_.n_ctx));
   if (all_logits && (!opts_.all_logits || n > opts_.n_ubatch))
     return Status::error("decode: all-logits needs a context created with all_logits and at most " +
@@ -132,9 +162,53 @@ Status Context::decode(const int32_t* tokens, int64_t n, bool all_logits) {
                            std::to_string(config_.n_vocab) + ")");
   for (int64_t done = 0; done < n;) {
     const int64_t m = std::min(opts_.n_ubatch, n - done);
-    forward(tokens + done, m, all_logits, /*need_logits=*/done + m == n);
+    for (int64_t t = 0; t < m; ++t) {
+      tok_[size_t(t)] = tokens[done + t];
+      seq_[size_t(t)] = 0;
+      pos_[size_t(t)] = n_past_[0] + t;
+    }
+    int64_t n_out = 0;
+    if (all_logits) {
+      for (int64_t t = 0; t < m; ++t) out_rows_[size_t(n_out++)] = t;
+    } else if (done + m == n) {
+      out_rows_[size_t(n_out++)] = m - 1;
+    }
+    forward(m, n_out);
+    n_past_[0] += m;
     done += m;
   }
+  return Status::ok();
+}
+
+Status Context::decode_batch(const BatchToken* batch, int64_t n) {
+  if (n <= 0) return Status::error("decode_batch: no tokens");
+  if (n > opts_.n_ubatch)
+    return Status::error("decode_batch: " + std::to_string(n) + " tokens exceed the ubatch size " +
+                         std::to_string(opts_.n_ubatch));
+  std::vector<int64_t>& next = scratch_pos_;
+  next = n_past_;  // capacity n_seq from create(): no allocation
+  int64_t n_out = 0;
+  for (int64_t t = 0; t < n; ++t) {
+    const BatchToken& b = batch[t];
+    if (b.seq < 0 || b.seq >= opts_.n_seq)
+      return Status::error("decode_batch: sequence " + std::to_string(b.seq) + " is out of range (" +
+                           std::to_string(opts_.n_seq) + " sequences)");
+    if (b.token < 0 || b.token >= config_.n_vocab)
+      return Status::error("token id " + std::to_string(b.token) + " is outside the vocabulary (" +
+                           std::to_string(config_.n_vocab) + ")");
+    if (next[size_t(b.seq)] >= opts_.n_ctx)
+      return Status::error("context full: sequence " + std::to_string(b.seq) + " holds " +
+                           std::to_string(opts_.n_ctx) + " positions");
+    if (b.logits && n_out == n_logit_rows_)
+      return Status::error("decode_batch: more than " + std::to_string(n_logit_rows_) +
+                           " tokens ask for logits");
+    tok_[size_t(t)] = b.token;
+    seq_[size_t(t)] = b.seq;
+    pos_[size_t(t)] = next[size_t(b.seq)]++;
+    if (b.logits) out_rows_[size_t(n_out++)] = t;
+  }
+  forward(n, n_out);
+  n_past_ = next;
   return Status::ok();
 }
 

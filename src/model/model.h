@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/arena.h"
 #include "core/thread_pool.h"
@@ -63,7 +64,17 @@ struct ContextOptions {
   // KV cache element type: F16 (default: half the memory of F32, and what attention reads per
   // token), F32, or Q8_0 (int8 blocks of 32 with an f16 scale; head_dim must be a multiple of 32).
   DType kv_type = DType::F16;
+  // Independent sequences the context holds, each with its own KV cache of n_ctx positions;
+  // decode_batch advances several of them in one forward pass (the weights are read once).
+  int32_t n_seq = 1;
   ActivationObserver* observer = nullptr;  // not owned; must outlive the Context
+};
+
+// One token of a multi-sequence batch: it goes to sequence `seq` at that sequence's next position.
+struct BatchToken {
+  int32_t token = 0;
+  int32_t seq = 0;
+  bool logits = false;  // keep this token's logits (one row each, in batch order)
 };
 
 // "f32" | "f16" | "q8_0" -> the cache type; anything else is an error naming the choices.
@@ -81,20 +92,43 @@ class Context {
   // Fails without changing state if the tokens do not fit in the context or an id is out of range.
   Status decode(const int32_t* tokens, int64_t n, bool all_logits = false);
 
+  // Runs one batch of at most n_ubatch tokens from any of the n_seq sequences; the tokens of one
+  // sequence must appear in order. Logits are kept for the tokens flagged (at most
+  // max(n_seq, n_ubatch if all_logits)), row r being the r-th flagged token. Fails without changing
+  // state when a sequence id, token id or position is out of range.
+  Status decode_batch(const BatchToken* batch, int64_t n);
+
   // Logits of the last decode: row i is token i (all_logits) or row 0 is the last token.
   const float* logits(int64_t row = 0) const { return logits_ + row * config_.n_vocab; }
   int64_t n_vocab() const { return config_.n_vocab; }
-  int64_t n_past() const { return n_past_; }
+  int64_t n_past(int32_t seq = 0) const { return n_past_[size_t(seq)]; }
   int64_t n_ctx() const { return opts_.n_ctx; }
+  int32_t n_seq() const { return opts_.n_seq; }
   // Forgets positions >= n (keeps a shared prompt prefix cached between turns).
-  void truncate(int64_t n) { n_past_ = n < n_past_ ? n : n_past_; }
-  size_t memory_bytes() const { return arena_.capacity(); }
+  void truncate(int64_t n) { truncate(0, n); }
+  void truncate(int32_t seq, int64_t n) {
+    int64_t& p = n_past_[size_t(seq)];
+    p = n < p ? n : p;
+  }
+  // Empties a sequence and returns its KV pages to the system (a freed serving slot costs no RSS).
+  void release(int32_t seq);
+  // Bytes of KV cache the sequences' positions occupy now (what a memory budget counts).
+  size_t kv_bytes_in_use() const;
+  size_t kv_bytes_per_position() const { return 2 * size_t(config_.n_layer) * kv_row_bytes_; }
+  // Activations + scratch (arena) + the KV cache's reserved address space.
+  size_t memory_bytes() const { return arena_.capacity() + kv_.size(); }
 
  private:
   Context(const Model& m, const ContextOptions& o, ThreadPool& p)
       : model_(m), config_(m.config()), opts_(o), pool_(p) {}
-  void forward(const int32_t* tokens, int64_t n, bool all_logits, bool need_logits);
+  // Runs the n tokens staged in tok_/seq_/pos_ (at most n_ubatch); logits for the n_out staged
+  // in out_rows_.
+  void forward(int64_t n, int64_t n_out);
   void attention(int64_t il, int64_t n);
+  char* kv_row(char* cache, int32_t seq, int64_t il, int64_t pos) const {
+    return cache + ((size_t(seq) * size_t(config_.n_layer) + size_t(il)) * size_t(opts_.n_ctx) +
+                    size_t(pos)) * kv_row_bytes_;
+  }
   void store_kv_row(const float* x, char* dst, int64_t n) const;  // as opts_.kv_type
 
   const Model& model_;
@@ -102,12 +136,21 @@ class Context {
   ContextOptions opts_;
   ThreadPool& pool_;
   Arena arena_;
-  int64_t n_past_ = 0;
+  std::vector<int64_t> n_past_;  // (n_seq) positions each sequence holds
 
-  // KV cache, per layer: n_ctx rows of kv_dim elements of opts_.kv_type, kv_row_bytes_ each.
-  char* k_cache_ = nullptr;  // (n_layer, n_ctx, kv_dim)
-  char* v_cache_ = nullptr;  // (n_layer, n_ctx, kv_dim)
+  // KV cache, per sequence and layer: n_ctx rows of kv_dim elements of opts_.kv_type,
+  // kv_row_bytes_ each. Lazily committed: only written positions cost memory.
+  LazyPages kv_;
+  char* k_cache_ = nullptr;  // (n_seq, n_layer, n_ctx, kv_dim)
+  char* v_cache_ = nullptr;  // (n_seq, n_layer, n_ctx, kv_dim)
   size_t kv_row_bytes_ = 0;
+  // The staged ubatch: token, sequence and position of each of its U tokens; which rows keep logits.
+  std::vector<int32_t> tok_;       // (U)
+  std::vector<int32_t> seq_;       // (U)
+  std::vector<int64_t> pos_;       // (U)
+  std::vector<int64_t> out_rows_;  // (logit rows) ubatch index of each kept row
+  int64_t n_logit_rows_ = 1;
+  std::vector<int64_t> scratch_pos_;  // (n_seq) positions while a batch is checked
   // Activations for one ubatch of U = n_ubatch tokens.
   float* x_ = nullptr;        // (U, n_embd) residual stream
   float* h_ = nullptr;        // (U, n_embd) normed input / block output
