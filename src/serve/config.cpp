@@ -62,6 +62,8 @@ const std::vector<Field>& fields() {
       {"parallel", IntField{&ServeConfig::parallel, 1, 64}},
       {"kv_budget_mb", Int64Field{&ServeConfig::kv_budget_mb, 0, int64_t(1) << 20}},
       {"kv_type", StringField{&ServeConfig::kv_type, false}},
+      {"ubatch", IntField{&ServeConfig::ubatch, 1, 4096}},
+      {"preempt", BoolField{&ServeConfig::preempt}},
       {"queue_interactive", IntField{&ServeConfig::queue_interactive, 1, 65536}},
       {"queue_normal", IntField{&ServeConfig::queue_normal, 1, 65536}},
       {"queue_batch", IntField{&ServeConfig::queue_batch, 1, 65536}},

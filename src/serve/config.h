@@ -11,6 +11,8 @@
 //   --parallel             parallel            concurrent sequences, 1..64 (4)
 //   --kv-budget-mb         kv_budget_mb        KV cache cap in MiB, 0 = parallel*ctx needs (0)
 //   --kv-type              kv_type             KV cache type: f16 | f32 | q8_0 ("f16")
+//   --ubatch               ubatch              tokens per engine step: decodes + prompt chunks (64)
+//   --no-preempt           preempt             interactive may preempt batch sequences (true)
 //   --queue-interactive    queue_interactive   queued requests per priority class (16)
 //   --queue-normal         queue_normal        (64)
 //   --queue-batch          queue_batch         (256)
@@ -54,6 +56,8 @@ struct ServeConfig {
   int parallel = 4;
   int64_t kv_budget_mb = 0;
   std::string kv_type = "f16";
+  int ubatch = 64;
+  bool preempt = true;
   int queue_interactive = 16;
   int queue_normal = 64;
   int queue_batch = 256;

@@ -24,6 +24,7 @@ void register_convert(CLI::App& app, int& exit_code);
 void register_eval(CLI::App& app, int& exit_code);
 void register_bench(CLI::App& app, int& exit_code);
 void register_quantize(CLI::App& app, int& exit_code);
+void register_serve(CLI::App& app, int& exit_code);  // built where cpp-httplib is found
 
 // The comparison report (cmd_eval_compare.cpp): eval --compare and quantize --report.
 int run_eval_compare(const std::vector<std::string>& models, const eval::CompareOptions& opts,

@@ -25,6 +25,9 @@ int main(int argc, char** argv) {
   edgeglm::cli::register_eval(app, exit_code);
   edgeglm::cli::register_bench(app, exit_code);
   edgeglm::cli::register_quantize(app, exit_code);
+#if defined(EDGEGLM_HAVE_HTTP)
+  edgeglm::cli::register_serve(app, exit_code);
+#endif
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
