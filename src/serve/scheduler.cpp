@@ -460,7 +460,9 @@ SchedulerStats Scheduler::stats() const {
   st.steps = steps_.load();
   st.preemptions = preemptions_.load();
   st.decode_tok_per_s = tok_per_s_.load();
-  st.seconds_since_progress = double(now_ns() - last_progress_ns_.load()) / 1e9;
+  bool busy = false;
+  for (int p = 0; p < kNumPriorities; ++p) busy |= st.queued[size_t(p)] + st.active[size_t(p)] > 0;
+  st.seconds_since_progress = busy ? double(now_ns() - last_progress_ns_.load()) / 1e9 : 0;
   return st;
 }
 

@@ -123,13 +123,23 @@ int run(const ServeArgs& a) {
                sm.has_chat_template ? tokenizer::chat_template_name(sm.chat_template) : "none");
   server.attach(sched->get(), sm);
   notifier.ready();
-  notifier.status("serving " + sm.id);
+  const std::string serving = "serving " + sm.id;
+  notifier.status(serving);
 
   serve::Scheduler& s = **sched;
-  serve::WatchdogPinger pinger(notifier, notifier.watchdog_interval(), [&s](std::string& why) {
+  // Pings only while the engine makes progress. A drain counts as healthy while it still steps
+  // (otherwise a drain longer than WatchdogSec would get the service killed mid-drain). The
+  // reason carries no timing, so STATUS= is sent once per change, and is restored on recovery.
+  bool was_ok = true;
+  const double stall_limit = cfg->stall_limit_s;
+  serve::WatchdogPinger pinger(notifier, notifier.watchdog_interval(), [&](std::string& why) {
     const serve::Health h = s.health();
-    if (!h.ok) why = h.status + ": " + h.reason;
-    return h.ok;
+    const bool ok = h.ok || (h.status == "draining" && h.seconds_since_progress <= stall_limit);
+    if (!ok) why = h.status == "stalled" ? "stalled: busy, no engine step within the stall limit"
+                                         : h.status + ": " + h.reason;
+    if (ok && !was_ok) notifier.status(serving);
+    was_ok = ok;
+    return ok;
   });
   if (notifier.watchdog_interval().count() > 0) pinger.start();
 

@@ -4,7 +4,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include <dirent.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <random>
 #include <set>
@@ -47,6 +52,30 @@ bool same_key(const std::string& a, const std::string& b) {
 const std::vector<double> kTtftBuckets = {0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
 const std::vector<double> kLatencyBuckets = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300};
 const std::vector<double> kStepBuckets = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1};
+
+// Debian's compiled cpp-httplib listens with a backlog of 5 (CPPHTTPLIB_LISTEN_BACKLOG is fixed
+// inside the shared library), so a burst of more clients than that overflows the accept queue and
+// some see their connection reset. Calling listen() again on a listening socket only changes its
+// backlog (Linux), so find the socket bound to `port` among our descriptors and widen it.
+void widen_backlog(int port, int backlog) {
+  DIR* d = opendir("/proc/self/fd");
+  if (!d) return;
+  while (dirent* e = readdir(d)) {
+    const int fd = std::atoi(e->d_name);
+    if (fd <= 2) continue;
+    int listening = 0;
+    socklen_t len = sizeof listening;
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening) continue;
+    sockaddr_storage a{};
+    socklen_t alen = sizeof a;
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&a), &alen) != 0) continue;
+    const int p = a.ss_family == AF_INET    ? ntohs(reinterpret_cast<sockaddr_in*>(&a)->sin_port)
+                  : a.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&a)->sin6_port)
+                                            : -1;
+    if (p == port) ::listen(fd, backlog);
+  }
+  closedir(d);
+}
 
 Limits limits_of(const ServeConfig& c) {
   Limits l;
@@ -161,7 +190,8 @@ void Server::reload(const ServeConfig& config) {
   }
   if (Scheduler* s = scheduler_.load())
     s->set_queue_limits({c->queue_interactive, c->queue_normal, c->queue_batch});
-  http_->set_payload_max_length(size_t(c->body_limit_bytes));
+  // The body limit lives in httplib, which reads it unsynchronised from handler threads: it
+  // changes only with a restart.
 }
 
 void Server::attach(Scheduler* scheduler, ServedModel model) {
@@ -180,13 +210,13 @@ Result<int> Server::bind(const std::string& host, int port) {
       1024, size_t(c->parallel + c->queue_interactive + c->queue_normal + c->queue_batch) + 8);
   http_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   if (port == 0) {
-    const int p = http_->bind_to_any_port(host);
-    if (p <= 0) return Status::error("cannot bind " + host + " to a free port");
-    return p;
-  }
-  if (!http_->bind_to_port(host, port))
+    port = http_->bind_to_any_port(host);
+    if (port <= 0) return Status::error("cannot bind " + host + " to a free port");
+  } else if (!http_->bind_to_port(host, port)) {
     return Status::error("cannot bind " + host + ":" + std::to_string(port) +
                          " (in use, or not an address of this machine)");
+  }
+  widen_backlog(port, int(std::min<size_t>(threads, 4096)));
   return port;
 }
 

@@ -45,7 +45,8 @@ class Server : public SchedulerObserver {
 
   // The model is loaded: requests go to `scheduler` from now on.
   void attach(Scheduler* scheduler, ServedModel model);
-  // SIGHUP: new API keys and request limits; running requests are not touched.
+  // SIGHUP: new API keys, request limits and queue sizes (not the body limit, nor anything the
+  // engine was built with); running requests are not touched.
   void reload(const ServeConfig& config);
 
   MetricsRegistry& metrics() { return metrics_; }
