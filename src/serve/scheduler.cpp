@@ -71,11 +71,12 @@ bool Channel::next(Event* ev, std::chrono::milliseconds timeout) {
 }
 
 void Channel::push(Event ev) {
+  const bool wake = ev.kind == Event::Kind::kDone || !done_only_.load();
   {
     std::lock_guard lk(mu_);
     events_.push_back(std::move(ev));
   }
-  cv_.notify_one();
+  if (wake) cv_.notify_one();
 }
 
 // A request from submit() to its last event. `tokens` is what the slot's KV cache should hold:

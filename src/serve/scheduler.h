@@ -74,6 +74,9 @@ class Channel {
   // The client is gone: the engine drops the request at its next step and frees its slot.
   void cancel() { cancelled_.store(true); }
   bool cancelled() const { return cancelled_.load(); }
+  // A consumer that only wants the whole answer (a non-streamed response) is woken by the final
+  // event alone, not once per token: on a 2-core board the wake-ups compete with the engine.
+  void wake_on_done_only(bool on) { done_only_.store(on); }
 
  private:
   friend class Scheduler;
@@ -82,6 +85,7 @@ class Channel {
   std::condition_variable cv_;
   std::deque<Event> events_;
   std::atomic<bool> cancelled_{false};
+  std::atomic<bool> done_only_{false};
 };
 
 enum class Rejection { kNone, kQueueFull, kPromptTooLong, kTooLarge, kInvalid, kDraining };

@@ -394,6 +394,7 @@ void Server::routes() {
              const std::string model_id = model_.id;
              auto ch = a.channel;
              const bool stream = cr.stream, include_usage = cr.include_usage;
+             ch->wake_on_done_only(!stream);
              res.set_chunked_content_provider(
                  stream ? "text/event-stream" : "application/json",
                  [=](size_t, httplib::DataSink& sink) {
