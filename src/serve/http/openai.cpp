@@ -562,19 +562,31 @@ ParsedRequest parse_completion_request(std::string_view body, bool chat, const L
   }
 }
 
+namespace {
+// One response or chunk: the envelope with a single choice {index, <key>: value, logprobs: null,
+// finish_reason}, and usage when usage_tokens are given (whole responses).
+std::string one_choice(std::string_view id, const char* object, int64_t created,
+                       std::string_view model, const char* key, ordered_json value,
+                       std::string_view finish_reason, const int64_t* usage_tokens) {
+  ordered_json choice;
+  choice["index"] = 0;
+  choice[key] = std::move(value);
+  choice["logprobs"] = nullptr;
+  choice["finish_reason"] = finish_json(finish_reason);
+  ordered_json j = envelope(id, object, created, model);
+  j["choices"] = ordered_json::array({std::move(choice)});
+  if (usage_tokens) j["usage"] = usage_json(usage_tokens[0], usage_tokens[1]);
+  return dump(j);
+}
+}  // namespace
+
 std::string completion_response(std::string_view id, std::string_view model, int64_t created,
                                 std::string_view text, std::string_view finish_reason,
                                 int64_t prompt_tokens, int64_t completion_tokens) {
   return guarded([&] {
-    ordered_json choice;
-    choice["index"] = 0;
-    choice["text"] = std::string(text);
-    choice["logprobs"] = nullptr;
-    choice["finish_reason"] = finish_json(finish_reason);
-    ordered_json j = envelope(id, "text_completion", created, model);
-    j["choices"] = ordered_json::array({std::move(choice)});
-    j["usage"] = usage_json(prompt_tokens, completion_tokens);
-    return dump(j);
+    const int64_t usage[2] = {prompt_tokens, completion_tokens};
+    return one_choice(id, "text_completion", created, model, "text", std::string(text),
+                      finish_reason, usage);
   });
 }
 
@@ -585,29 +597,17 @@ std::string chat_completion_response(std::string_view id, std::string_view model
     ordered_json message;
     message["role"] = "assistant";
     message["content"] = std::string(text);
-    ordered_json choice;
-    choice["index"] = 0;
-    choice["message"] = std::move(message);
-    choice["logprobs"] = nullptr;
-    choice["finish_reason"] = finish_json(finish_reason);
-    ordered_json j = envelope(id, "chat.completion", created, model);
-    j["choices"] = ordered_json::array({std::move(choice)});
-    j["usage"] = usage_json(prompt_tokens, completion_tokens);
-    return dump(j);
+    const int64_t usage[2] = {prompt_tokens, completion_tokens};
+    return one_choice(id, "chat.completion", created, model, "message", std::move(message),
+                      finish_reason, usage);
   });
 }
 
 std::string completion_chunk(std::string_view id, std::string_view model, int64_t created,
                              std::string_view text, std::string_view finish_reason) {
   return guarded([&] {
-    ordered_json choice;
-    choice["index"] = 0;
-    choice["text"] = std::string(text);
-    choice["logprobs"] = nullptr;
-    choice["finish_reason"] = finish_json(finish_reason);
-    ordered_json j = envelope(id, "text_completion", created, model);
-    j["choices"] = ordered_json::array({std::move(choice)});
-    return dump(j);
+    return one_choice(id, "text_completion", created, model, "text", std::string(text),
+                      finish_reason, nullptr);
   });
 }
 
@@ -617,14 +617,8 @@ std::string chat_chunk(std::string_view id, std::string_view model, int64_t crea
     ordered_json delta = ordered_json::object();
     if (delta_role) delta["role"] = "assistant";
     if (delta_role || !text.empty()) delta["content"] = std::string(text);
-    ordered_json choice;
-    choice["index"] = 0;
-    choice["delta"] = std::move(delta);
-    choice["logprobs"] = nullptr;
-    choice["finish_reason"] = finish_json(finish_reason);
-    ordered_json j = envelope(id, "chat.completion.chunk", created, model);
-    j["choices"] = ordered_json::array({std::move(choice)});
-    return dump(j);
+    return one_choice(id, "chat.completion.chunk", created, model, "delta", std::move(delta),
+                      finish_reason, nullptr);
   });
 }
 
