@@ -143,7 +143,7 @@ QuantizeActs resolve_quantize_acts(const KernelTable& table) {
 namespace {
 
 // Below this many multiply-adds a thread's share is not worth waking it for.
-constexpr int64_t kMinMacsPerThread = 32 * 1024;
+constexpr int64_t kMinMacsPerThread = 128 * 1024;
 
 // What one matmul of a group needs at run time, its rows numbered after the previous ones'.
 struct Segment {

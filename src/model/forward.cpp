@@ -16,7 +16,7 @@ namespace k = edgeglm::kernels;
 
 namespace {
 // Attention work below this many multiply-adds per thread is not worth waking a thread for.
-constexpr int64_t kMinAttentionMacsPerThread = 32 * 1024;
+constexpr int64_t kMinAttentionMacsPerThread = 128 * 1024;
 }  // namespace
 
 void Context::store_kv_row(const float* x, char* dst, int64_t n) const {
