@@ -24,6 +24,6 @@ python3 "$HERE/serve_load.py" --url "$URL" --endpoint completions --concurrency 
 LOAD=$!
 sleep 3
 python3 "$HERE/serve_load.py" --url "$URL" --endpoint completions --concurrency 1 --requests 10 \
-  --max-tokens 16 --stream --priority "$CLASS" | tail -1
+  --max-tokens 16 --ignore-eos --stream --priority "$CLASS" | tail -1
 curl -s "$URL/metrics" | grep -E '^edgeglm_(preemptions_total|queue_depth|active_sequences)' | tr '\n' ' '
 echo

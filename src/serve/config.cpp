@@ -350,7 +350,7 @@ Result<ServeConfig> parse_config_json(std::string_view text, ServeConfig base,
     return Status::error(source + ": expected a JSON object at the top level, got " + json_type(root));
   for (const auto& [key, value] : root.items()) {
     auto it = std::find_if(fields().begin(), fields().end(),
-                           [&](const Field& f) { return key == f.key; });
+                           [&k = key](const Field& f) { return k == f.key; });  // clang 14
     if (it == fields().end()) return Status::error(source + ": " + unknown_key_message(key));
     EG_TRY(apply_field(*it, value, base, base_dir).with_context(source));
   }

@@ -321,6 +321,16 @@ TEST_F(HttpApi, BadRequestsAreOpenAiErrors) {
   auto r = c.Post("/v1/completions", wrong.dump(), "application/json");
   EXPECT_EQ(r->status, 400);
   EXPECT_EQ(json::parse(r->body)["error"]["code"], "model_not_found");
+  auto wm = c.Delete("/v1/completions");
+  EXPECT_EQ(wm->status, 405);
+  EXPECT_EQ(wm->get_header_value("Allow"), "POST");
+  json both = completion("Once", 4);
+  both["priority"] = "batch";
+  auto bad_header = c.Post("/v1/completions", {{"X-Priority", "urgent"}}, both.dump(), "application/json");
+  EXPECT_EQ(bad_header->status, 400);  // a bad header is refused even when the body names a class
+  json tiny = completion("Once", 4);
+  tiny["top_p"] = 1e-46;  // below float's range, still > 0: keeps the single most likely token
+  EXPECT_EQ(c.Post("/v1/completions", tiny.dump(), "application/json")->status, 200);
   auto nf = c.Get("/v1/nothing");
   EXPECT_EQ(nf->status, 404);
   EXPECT_EQ(json::parse(nf->body)["error"]["type"], "not_found_error");

@@ -145,8 +145,12 @@ std::optional<ApiError> get_float(const json& obj, const char* name, double lo, 
                                   bool lo_open, float& out) {
   double d = out;
   auto err = get_number(obj, name, lo, hi, lo_open, d);
-  if (!err) out = float(d);
-  return err;
+  if (err) return err;
+  out = float(d);
+  // A positive double below float's range (top_p 1e-46) must stay positive: it means "the most
+  // likely token only", not the excluded bound 0.
+  if (lo_open && d > lo && out <= float(lo)) out = std::nextafter(float(lo), 1.0f);
+  return std::nullopt;
 }
 
 std::optional<ApiError> get_bool(const json& obj, const char* name, bool& out) {

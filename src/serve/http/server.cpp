@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <random>
+#include <map>
 #include <set>
 
 #include "runtime/chat_prompt.h"
@@ -246,6 +247,16 @@ void Server::routes() {
   // OpenAI error object; every response is counted.
   h.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;
+    // A known path asked with the wrong method is 405 with the methods it takes.
+    static const std::map<std::string, std::string> kAllowed = {
+        {"/v1/chat/completions", "POST"}, {"/v1/completions", "POST"}, {"/v1/models", "GET"},
+        {"/health", "GET"}, {"/metrics", "GET"}};
+    if (auto it = kAllowed.find(req.path); res.status == 404 && it != kAllowed.end()) {
+      res.set_header("Allow", it->second);
+      send_error(res, make_api_error(405, req.method + " is not allowed on " + req.path + " (use " +
+                                              it->second + ")", "", "method_not_allowed"));
+      return;
+    }
     std::string msg = res.status == 404   ? "no route " + req.method + " " + req.path
                       : res.status == 413 ? "request body larger than the server's limit"
                                           : "the request could not be read";
@@ -332,12 +343,13 @@ void Server::routes() {
              CompletionRequest& cr = std::get<CompletionRequest>(parsed);
              // Priority: the body's field, else the X-Priority header, else the key's class.
              std::string pname = cr.priority;
-             if (pname.empty() && req.has_header("X-Priority")) {
-               pname = req.get_header_value("X-Priority");
-               if (!is_valid_priority(pname))
+             if (req.has_header("X-Priority")) {  // checked even when the body's field wins
+               const std::string hp = req.get_header_value("X-Priority");
+               if (!hp.empty() && !is_valid_priority(hp))
                  return send_error(res, make_api_error(400, "X-Priority must be interactive, normal or batch; got '" +
-                                                                pname + "'", "X-Priority")),
+                                                                hp + "'", "X-Priority")),
                         count();
+               if (pname.empty()) pname = hp;
              }
              if (pname.empty()) pname = key_priority;
              if (!pname.empty()) parse_priority(pname, &prio);
