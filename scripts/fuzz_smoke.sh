@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Parsers under sanitizers: (1) the format / tokenizer / quant tests built with AddressSanitizer +
-# UBSan, (2) a short libFuzzer run of each file parser from the committed corpus. Fails on any
-# finding. Usage: scripts/fuzz_smoke.sh [seconds per fuzzer, default 30]
+# UBSan, (2) a short libFuzzer run of each file parser and of the service's request and config
+# parsers from the committed seeds (and corpus, where there is one). Fails on any finding.
+# Usage: scripts/fuzz_smoke.sh [seconds per fuzzer, default 30]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-30}
@@ -21,14 +22,17 @@ for t in test_formats test_tokenizer test_quant; do
   build-asan/bin/$t --gtest_brief=1
 done
 
-echo "== libFuzzer, ${SECS}s per parser"
+echo "== libFuzzer, ${SECS}s per fuzzer"
 cmake -S . -B build-fuzz -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_C_COMPILER=clang \
       -DEDGEGLM_FUZZ=ON -DEDGEGLM_TESTS=OFF >/dev/null
-cmake --build build-fuzz -j"$JOBS" --target fuzz_gguf fuzz_safetensors fuzz_llama2c
-for f in gguf safetensors llama2c; do
+cmake --build build-fuzz -j"$JOBS" --target fuzz_gguf fuzz_safetensors fuzz_llama2c \
+  fuzz_openai_request fuzz_serve_config
+for f in gguf safetensors llama2c openai_request serve_config; do
   work=$(mktemp -d)
+  corpus=()
+  [ -d tests/data/corpus/$f ] && corpus=(tests/data/corpus/$f)
   build-fuzz/bin/fuzz_$f -max_total_time="$SECS" -max_len=8192 -print_final_stats=1 \
-    -artifact_prefix="$work/" "$work" tests/fuzz/seeds/$f tests/data/corpus/$f 2>&1 |
+    -artifact_prefix="$work/" "$work" tests/fuzz/seeds/$f ${corpus[@]+"${corpus[@]}"} 2>&1 |
     grep -E "stat::number_of_executed_units|ERROR|SUMMARY" || true
   if ls "$work"/crash-* "$work"/leak-* "$work"/timeout-* >/dev/null 2>&1; then
     echo "fuzz_$f found a failing input: $(ls "$work"/crash-* "$work"/leak-* "$work"/timeout-* 2>/dev/null)" >&2
