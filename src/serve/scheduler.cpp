@@ -157,11 +157,12 @@ size_t Scheduler::kv_need(const Sequence& s) const {
 
 Admission Scheduler::submit(Request req) {
   Admission a;
+  const Priority prio = req.priority;
   auto reject = [&](Rejection r, std::string msg, int retry = 0) {
     a.rejection = r;
     a.message = std::move(msg);
     a.retry_after_s = retry;
-    if (observer_) observer_->on_rejected(req.priority, r);
+    if (observer_) observer_->on_rejected(prio, r);
     return a;
   };
   if (req.prompt.empty()) return reject(Rejection::kInvalid, "empty prompt");
@@ -174,7 +175,6 @@ Admission Scheduler::submit(Request req) {
     if (t < 0 || t >= model_.config().n_vocab)
       return reject(Rejection::kInvalid, "token id " + std::to_string(t) + " is outside the vocabulary");
   if (Status st = req.sampling.validate(); !st.is_ok()) return reject(Rejection::kInvalid, st.message());
-  const Priority prio = req.priority;
   auto seq = std::make_unique<Sequence>(model_.config().n_vocab, std::move(req));
   seq->tokens = seq->req.prompt;
   seq->n_prompt = int64_t(seq->tokens.size());
@@ -264,7 +264,7 @@ void Scheduler::expire_locked(Clock::time_point now) {
   }
 }
 
-bool Scheduler::preempt_for_locked(const Sequence& waiting) {
+bool Scheduler::preempt_for_locked() {
   // The batch sequence admitted last has the least work to recompute.
   size_t victim = active_.size();
   for (size_t i = 0; i < active_.size(); ++i)
@@ -284,7 +284,6 @@ bool Scheduler::preempt_for_locked(const Sequence& waiting) {
   ++preemptions_;
   if (observer_) observer_->on_preempted(s->req.priority);
   queue_[size_t(Priority::kBatch)].push_front(std::move(s));
-  (void)waiting;
   return true;
 }
 
@@ -310,7 +309,7 @@ bool Scheduler::admit_locked(Clock::time_point now) {
         continue;
       }
       // Strict priority: nothing of a lower class is admitted past a waiting higher one.
-      if (Priority(p) == Priority::kInteractive && opts_.preempt && preempt_for_locked(s)) continue;
+      if (Priority(p) == Priority::kInteractive && opts_.preempt && preempt_for_locked()) continue;
       return any;
     }
   }

@@ -175,7 +175,7 @@ class Scheduler {
             const SchedulerOptions& o, SchedulerObserver* obs);
   void run();
   bool admit_locked(Clock::time_point now);
-  bool preempt_for_locked(const Sequence& waiting);
+  bool preempt_for_locked();  // frees the slot of the batch sequence admitted last
   void expire_locked(Clock::time_point now);
   void step();
   void sample_and_emit(Sequence& s, const float* logits, Clock::time_point now);
