@@ -204,7 +204,7 @@ void register_serve(CLI::App& app, int& exit_code) {
   add_override(r, cmd->add_option("-c,--ctx", f.ctx, "context positions per sequence"), &SC::ctx);
   add_override(r, cmd->add_option("--parallel", f.parallel, "sequences decoding at once (KV slots)"), &SC::parallel);
   add_override(r, cmd->add_option("--ubatch", f.ubatch, "tokens per engine step (decodes + prompt chunks)"), &SC::ubatch);
-  add_override(r, cmd->add_option("--kv-budget-mb", f.kv_budget_mb, "KV cache admission budget in MiB (0: slots only)"), &SC::kv_budget_mb);
+  add_override(r, cmd->add_option("--kv-budget,--kv-budget-mb", f.kv_budget_mb, "KV cache admission budget in MiB (0: slots only)"), &SC::kv_budget_mb);
   add_override(r, cmd->add_option("--kv-type", f.kv_type, "KV cache type: f16, f32, q8_0"), &SC::kv_type);
   add_override(r, cmd->add_option("--queue-interactive", f.queue_interactive, "queued interactive requests at most"), &SC::queue_interactive);
   add_override(r, cmd->add_option("--queue-normal", f.queue_normal, "queued normal requests at most"), &SC::queue_normal);

@@ -43,10 +43,19 @@ inline __m512 load_w(const void* p, int64_t i, __mmask16 m) {
 
 constexpr int kRows = 4;
 
+// Decode (one or two tokens) streams each row once: the loads of one step prefetch the same place
+// `pf` bytes on (the next tile of rows, or further along the row; see decode_prefetch_distance).
+template <DType T>
+inline void prefetch_step(const uint8_t* row, int64_t k, int64_t pf) {
+  constexpr int64_t kElem = T == DType::F32 ? 4 : 2;
+  if (kElem == 4 || (k & 31) == 0) _mm_prefetch(reinterpret_cast<const char*>(row + k * kElem + pf), _MM_HINT_T0);
+}
+
 // Rows w, w + row_bytes, ... (R of them, outputs r.. r + R) x tokens [t0, t0 + TT).
 template <DType T, int R, int TT>
 void tile_f(const uint8_t* w, size_t row_bytes, const float* x, int64_t n, int64_t t0, float* y,
             int64_t ldy, int64_t r) {
+  [[maybe_unused]] const int64_t pf = decode_prefetch_distance(row_bytes, R);
   __m512 acc[R][TT];
   for (int i = 0; i < R; ++i)
     for (int t = 0; t < TT; ++t) acc[i][t] = _mm512_setzero_ps();
@@ -57,7 +66,10 @@ void tile_f(const uint8_t* w, size_t row_bytes, const float* x, int64_t n, int64
   int64_t k = 0;
   for (; k + 16 <= n; k += 16) {
     __m512 wv[R];
-    for (int i = 0; i < R; ++i) wv[i] = load_w<T>(rows[i], k, 0xFFFF);
+    for (int i = 0; i < R; ++i) {
+      if constexpr (TT <= 2) prefetch_step<T>(rows[i], k, pf);
+      wv[i] = load_w<T>(rows[i], k, 0xFFFF);
+    }
     for (int t = 0; t < TT; ++t) {
       const __m512 xv = _mm512_loadu_ps(xs[t] + k);
       for (int i = 0; i < R; ++i) acc[i][t] = _mm512_fmadd_ps(wv[i], xv, acc[i][t]);

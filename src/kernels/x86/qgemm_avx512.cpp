@@ -56,6 +56,7 @@ struct Prep {
   const float* d16 = nullptr;  // Q6_K: (2*nb) scale of each 16-element half block
   float csum = 0.0f;           // I8_ROW / U8_ROW: sum over the row of the offset / min factor
   int64_t nb = 0;
+  int64_t pf = 0;              // software prefetch distance in bytes (decode_prefetch_distance)
 };
 
 struct alignas(64) Vec64 {
@@ -80,17 +81,10 @@ inline void expand4(__m512 s, float* out) {
     _mm512_store_ps(out + 16 * q, _mm512_permutexvar_ps(_mm512_add_epi32(base, _mm512_set1_epi32(4 * q)), s));
 }
 
-// Software prefetch distance along each weight row: the hardware prefetchers alone left decode at
-// ~55% of the streaming-read bandwidth with several rows in flight.
-#ifndef EG_PREFETCH
-#define EG_PREFETCH 1024
-#endif
-constexpr int kPrefetchBytes = EG_PREFETCH;
-
-// Prefetches the `Bytes` bytes that start kPrefetchBytes after p (one super-block of a K-quant row).
+// Prefetches the `Bytes` bytes that start `dist` after p (one super-block of a K-quant row).
 template <int Bytes>
-inline void prefetch_ahead(const void* p) {
-  const char* c = static_cast<const char*>(p) + kPrefetchBytes;
+inline void prefetch_ahead(const void* p, int64_t dist) {
+  const char* c = static_cast<const char*>(p) + dist;
   for (int o = 0; o < Bytes; o += 64) _mm_prefetch(c + o, _MM_HINT_T0);
 }
 
@@ -122,7 +116,7 @@ void rows_q8_0(const uint8_t* const* w, const Prep& p, float* out) {
       const __m512i a = _mm512_loadu_si512(p.q + (b0 + k) * 32);
       for (int r = 0; r < R; ++r) {
         const uint8_t* blk = w[r] + (b0 + k) * BS;
-        _mm_prefetch(reinterpret_cast<const char*>(blk + kPrefetchBytes), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(blk + p.pf), _MM_HINT_T0);
         const __m512i x = _mm512_xor_si512(
             _mm512_inserti64x4(_mm512_castsi256_si512(loadu256(blk + 2)), loadu256(blk + BS + 2), 1), flip);
         const __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), x, a);
@@ -211,7 +205,7 @@ struct Nibble {
           const __m512i alo = _mm512_shuffle_i64x2(p0, p1, 0x44), ahi = _mm512_shuffle_i64x2(p0, p1, 0xEE);
           for (int r = 0; r < R; ++r) {
             const uint8_t* blk = w[r] + (b0 + k) * BS;
-            _mm_prefetch(reinterpret_cast<const char*>(blk + kPrefetchBytes), _MM_HINT_T0);
+            _mm_prefetch(reinterpret_cast<const char*>(blk + p.pf), _MM_HINT_T0);
             const __m512i x = _mm512_permutex2var_epi16(_mm512_loadu_si512(blk), fidx, _mm512_loadu_si512(blk + 4 * BS - 64));
             const __m512i lo = _mm512_and_si512(x, m4), hi = _mm512_and_si512(_mm512_srli_epi16(x, 4), m4);
             const __m512i d = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, alo), hi, ahi);
@@ -224,7 +218,7 @@ struct Nibble {
         const __m256i ahi = loadu256((ap + k * 32 + 32));
         for (int r = 0; r < R; ++r) {
           if (((k >> 1) & 1) == 0 || BS > 20)  // one prefetch per 64 bytes of the row or more often
-            _mm_prefetch(reinterpret_cast<const char*>(w[r] + (b0 + k) * BS + kPrefetchBytes), _MM_HINT_T0);
+            _mm_prefetch(reinterpret_cast<const char*>(w[r] + (b0 + k) * BS + p.pf), _MM_HINT_T0);
           __m256i lo, hi;
           load(w[r] + (b0 + k) * BS, true, &lo, &hi);
           const __m256i d = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), lo, alo), hi, ahi);
@@ -297,7 +291,7 @@ struct NibbleGroup {
         const __m512i p0 = _mm512_loadu_si512(ap + k * 32), p1 = _mm512_loadu_si512(ap + k * 32 + 64);
         const __m512i alo = _mm512_shuffle_i64x2(p0, p1, 0x44), ahi = _mm512_shuffle_i64x2(p0, p1, 0xEE);
         for (int r = 0; r < R; ++r) {
-          _mm_prefetch(reinterpret_cast<const char*>(qs(w[r], b0 + k) + kPrefetchBytes), _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(qs(w[r], b0 + k) + p.pf), _MM_HINT_T0);
           const __m512i x = four(w[r], b0 + k);
           const __m512i lo = _mm512_and_si512(x, m4), hi = _mm512_and_si512(_mm512_srli_epi16(x, 4), m4);
           const __m512i d = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, alo), hi, ahi);
@@ -346,7 +340,7 @@ void rows_8bit_row(const uint8_t* const* w, const Prep& p, float* out) {
       const __m512 dav = _mm512_permutexvar_ps(sel, da);
       for (int r = 0; r < R; ++r) {
         const uint8_t* blk = w[r] + H + (b0 + k) * 32;
-        _mm_prefetch(reinterpret_cast<const char*>(blk + kPrefetchBytes), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(blk + p.pf), _MM_HINT_T0);
         __m512i x = _mm512_loadu_si512(blk);
         if constexpr (!kUnsigned) x = _mm512_xor_si512(x, flip);
         const __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), x, a);
@@ -399,7 +393,7 @@ struct KQuant45 {
       const __m256 da = _mm256_loadu_ps(p.d + 8 * i), cf = _mm256_loadu_ps(p.c + 8 * i);
       for (int r = 0; r < R; ++r) {
         const Block* b = reinterpret_cast<const Block*>(w[r]) + i;
-        prefetch_ahead<sizeof(Block)>(b);
+        prefetch_ahead<sizeof(Block)>(b, p.pf);
         __m256 s, mn;
         scales_k4(b->scales, &s, &mn);
         const __m256 d = _mm256_set1_ps(_cvtsh_ss(b->d)), dmin = _mm256_set1_ps(_cvtsh_ss(b->dmin));
@@ -444,7 +438,7 @@ void rows_q6_k(const uint8_t* const* w, const Prep& p, float* out) {
     const __m512 da = _mm512_loadu_ps(p.d16 + 16 * i), cf = _mm512_loadu_ps(p.c + 16 * i);
     for (int r = 0; r < R; ++r) {
       const BlockQ6_K* b = reinterpret_cast<const BlockQ6_K*>(w[r]) + i;
-      prefetch_ahead<sizeof(BlockQ6_K)>(b);
+      prefetch_ahead<sizeof(BlockQ6_K)>(b, p.pf);
       const __m512 s8 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(loadu128(b->scales)));
       const __m512 s = _mm512_mul_ps(_mm512_mul_ps(s8, _mm512_set1_ps(_cvtsh_ss(b->d))), da);
       expand4(s, sc[r]);
@@ -479,7 +473,7 @@ using RowsFn = void (*)(const uint8_t* const*, const Prep&, float*);
 // Rows in flight per call of a kernel (more rows: more independent streams for the memory system,
 // measured per format family).
 #ifndef EG_ROWS_Q8
-#define EG_ROWS_Q8 8
+#define EG_ROWS_Q8 6
 #endif
 #ifndef EG_ROWS_NIB
 #define EG_ROWS_NIB 6
@@ -578,8 +572,10 @@ void decode_gemm(DType t, const void* w, size_t row_bytes, const QActs& a, float
   const int64_t n_tok = a.n_tok;
   for (int64_t t0 = 0; t0 < n_tok; t0 += 8) {
     const int64_t nt = std::min<int64_t>(8, n_tok - t0);
-    for (int64_t t = 0; t < nt; ++t)
+    for (int64_t t = 0; t < nt; ++t) {
       preps[t] = prepare(k, a, t0 + t, s.f.data() + size_t(t) * nf, s.pair.data() + size_t(t) * np);
+      preps[t].pf = decode_prefetch_distance(row_bytes, k.rows);
+    }
     const uint8_t* base = static_cast<const uint8_t*>(w);
     int64_t r = r0;
     const int nr = k.rows;
