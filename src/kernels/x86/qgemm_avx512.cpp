@@ -57,6 +57,13 @@ struct Prep {
   float csum = 0.0f;           // I8_ROW / U8_ROW: sum over the row of the offset / min factor
   int64_t nb = 0;
   int64_t pf = 0;              // software prefetch distance in bytes (decode_prefetch_distance)
+  // Q4_0 (L = 4) / Q8_0 (L = 8): each block's activation scale in its L int32 lanes, and
+  // -offset * its activation sum in the first of them.
+  const float* d4 = nullptr;   // (nb*4)
+  const int32_t* o4 = nullptr; // (nb*4)
+  const float* d8 = nullptr;   // (nb*8)
+  const int32_t* o8 = nullptr; // (nb*8)
+  const float* c4 = nullptr;   // Q4_1: (nb*4) activation scale * block sum in the first lane
 };
 
 struct alignas(64) Vec64 {
@@ -89,51 +96,49 @@ inline void prefetch_ahead(const void* p, int64_t dist) {
 }
 
 // ---------------- Q8_0 ----------------
-// c[b] = -128 * s[b] (weights flipped to unsigned by +128).
-// Two blocks per 512-bit vpdpbusd: lanes 0..7 hold block k, 8..15 block k+1; their scales are
-// spread to the same lanes by one permute of the group's 16 scales.
+// Weights flipped to unsigned by +128; the -128 * activation block sum enters exactly as the
+// initial int32 value (Prep::o8). Two blocks per 512-bit vpdpbusd, lanes 0..7 block k and 8..15
+// block k+1. Two 64-byte loads at the pair's start and 4 bytes on hold both blocks' quants (one
+// word permute joins them) and both fp16 scales (a second permute spreads them to their lanes),
+// so no scale gather is needed (vpgatherdd is microcoded on AMD Zen and was the kernel's cost).
 template <int R>
 void rows_q8_0(const uint8_t* const* w, const Prep& p, float* out) {
   constexpr int BS = sizeof(BlockQ8_0);
-  const __m512i idx = lane_offsets(BS);
+  static_assert(BS == 34);
+  alignas(64) int16_t qx[32], sx[32];
+  // words 1..16 of A (block k's quants), then block k+1's (bytes 36..67: words 16..31 of B = A + 4)
+  for (int i = 0; i < 32; ++i) qx[i] = int16_t(i < 16 ? 1 + i : 32 + i);
+  for (int i = 0; i < 32; ++i) sx[i] = int16_t(i < 16 ? (i < 8 ? 0 : 17) : 0);
+  const __m512i qidx = _mm512_load_si512(qx), sidx = _mm512_load_si512(sx);
   const __m512i flip = _mm512_set1_epi8(char(0x80));
-  const __m512i pair0 = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
-  const __m512i two = _mm512_set1_epi32(2);
-  __m512 acc[R];  // also takes the offset terms, once per group
-  __m512 sc[R];
+  __m512 acc[R];
   for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
-  for (int64_t b0 = 0; b0 < p.nb; b0 += 16) {
-    const int m = int(std::min<int64_t>(16, p.nb - b0));
-    const __mmask16 mk = first_lanes(m);
-    const __m512 da = _mm512_maskz_loadu_ps(mk, p.d + b0), cf = _mm512_maskz_loadu_ps(mk, p.c + b0);
+  const int64_t n2 = p.nb / 2 * 2;
+  for (int64_t k = 0; k < n2; k += 2) {
+    const __m512i a = _mm512_loadu_si512(p.q + k * 32);
+    const __m512i o = _mm512_loadu_si512(p.o8 + 8 * k);
+    const __m512 da = _mm512_loadu_ps(p.d8 + 8 * k);
     for (int r = 0; r < R; ++r) {
-      sc[r] = _mm512_mul_ps(gather_f16(w[r] + b0 * BS, idx, mk), da);
-      acc[r] = _mm512_fmadd_ps(sc[r], cf, acc[r]);
-    }
-    __m512i sel = pair0;
-    int k = 0;
-    for (; k + 2 <= m; k += 2, sel = _mm512_add_epi32(sel, two)) {
-      const __m512i a = _mm512_loadu_si512(p.q + (b0 + k) * 32);
-      for (int r = 0; r < R; ++r) {
-        const uint8_t* blk = w[r] + (b0 + k) * BS;
-        _mm_prefetch(reinterpret_cast<const char*>(blk + p.pf), _MM_HINT_T0);
-        const __m512i x = _mm512_xor_si512(
-            _mm512_inserti64x4(_mm512_castsi256_si512(loadu256(blk + 2)), loadu256(blk + BS + 2), 1), flip);
-        const __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), x, a);
-        acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_permutexvar_ps(sel, sc[r]), acc[r]);
-      }
-    }
-    if (k < m) {  // last, odd block of the row: upper lanes stay zero
-      const __m512i a = _mm512_zextsi256_si512(loadu256(p.q + (b0 + k) * 32));
-      for (int r = 0; r < R; ++r) {
-        const __m512i x = _mm512_zextsi256_si512(
-            _mm256_xor_si256(loadu256(w[r] + (b0 + k) * BS + 2), _mm512_castsi512_si256(flip)));
-        const __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), x, a);
-        acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_permutexvar_ps(sel, sc[r]), acc[r]);
-      }
+      const uint8_t* blk = w[r] + k * BS;
+      _mm_prefetch(reinterpret_cast<const char*>(blk + p.pf), _MM_HINT_T0);
+      const __m512i lo = _mm512_loadu_si512(blk), hi = _mm512_loadu_si512(blk + 4);
+      const __m512i x = _mm512_xor_si512(_mm512_permutex2var_epi16(lo, qidx, hi), flip);
+      const __m512 sw = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(sidx, lo)));
+      const __m512i d = _mm512_dpbusd_epi32(o, x, a);
+      acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(sw, da), acc[r]);
     }
   }
   for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(acc[r]);
+  if (n2 < p.nb) {  // last, odd block of the row
+    const int64_t k = n2;
+    const __m256i a = loadu256(p.q + 32 * k);
+    for (int r = 0; r < R; ++r) {
+      const BlockQ8_0* blk = reinterpret_cast<const BlockQ8_0*>(w[r]) + k;
+      const __m256i x = _mm256_xor_si256(loadu256(blk->qs), _mm256_set1_epi8(char(0x80)));
+      const __m256i d = _mm256_dpbusd_epi32(_mm256_setzero_si256(), x, a);
+      out[r] += float(hsum_epi32(d) + p.o8[8 * k]) * _cvtsh_ss(blk->d) * p.d[k];
+    }
+  }
 }
 
 // ---------------- Q4_0 / Q4_1 / Q5_0 / Q5_1 ----------------
@@ -243,6 +248,63 @@ using NibQ4_0 = Nibble<sizeof(BlockQ4_0), 2, -1, false>;
 using NibQ4_1 = Nibble<sizeof(BlockQ4_1), 4, -1, true>;
 using NibQ5_0 = Nibble<sizeof(BlockQ5_0), 6, 2, false>;
 using NibQ5_1 = Nibble<sizeof(BlockQ5_1), 8, 4, true>;
+
+// Q4_0 and Q4_1 without the per-16-block scale gather (microcoded on AMD Zen, and the kernel's
+// main cost there): a four-block step's two 64-byte loads already hold the four fp16 scales (and
+// Q4_1's mins), which word permutes spread to the lanes of their blocks. Q4_0's -8 offset enters
+// exactly as the initial value of the int32 accumulator (Prep::o4); Q4_1's min term is
+// min * activation scale * activation block sum (Prep::c4, in the first lane of each block).
+// Blocks after the last multiple of four (1..3) are done one at a time against the plain row.
+template <bool kMin, int R>
+void rows_q4_lanes(const uint8_t* const* w, const Prep& p, float* out) {
+  using Block = std::conditional_t<kMin, BlockQ4_1, BlockQ4_0>;
+  using Nib = std::conditional_t<kMin, NibQ4_1, NibQ4_0>;
+  constexpr int BS = sizeof(Block);
+  constexpr int kWords = BS / 2;  // a block's length in 16-bit words
+  const __m512i fidx = Nib::four_idx();
+  alignas(64) int16_t sx[32];
+  for (int i = 0; i < 32; ++i) sx[i] = int16_t(i < 16 ? kWords * (i / 4) : kWords * ((i - 16) / 4) + 1);
+  const __m512i sidx = _mm512_load_si512(sx);  // words 0..15: scales, 16..31: mins (Q4_1)
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  __m512 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+  const int64_t n4 = p.nb / 4 * 4;
+  for (int64_t k = 0; k < n4; k += 4) {
+    const __m512i p0 = _mm512_loadu_si512(p.pair + k * 32), p1 = _mm512_loadu_si512(p.pair + k * 32 + 64);
+    const __m512i alo = _mm512_shuffle_i64x2(p0, p1, 0x44), ahi = _mm512_shuffle_i64x2(p0, p1, 0xEE);
+    const __m512i o = _mm512_loadu_si512(p.o4 + 4 * k);
+    const __m512 da = _mm512_loadu_ps(p.d4 + 4 * k);
+    [[maybe_unused]] __m512 ca;
+    if constexpr (kMin) ca = _mm512_loadu_ps(p.c4 + 4 * k);
+    for (int r = 0; r < R; ++r) {
+      const uint8_t* blk = w[r] + k * BS;
+      _mm_prefetch(reinterpret_cast<const char*>(blk + p.pf), _MM_HINT_T0);
+      if constexpr (BS > 18) _mm_prefetch(reinterpret_cast<const char*>(blk + p.pf + 64), _MM_HINT_T0);
+      const __m512i a = _mm512_loadu_si512(blk), b = _mm512_loadu_si512(blk + 4 * BS - 64);
+      const __m512i x = _mm512_permutex2var_epi16(a, fidx, b);
+      const __m512i sm = _mm512_permutexvar_epi16(sidx, a);
+      const __m512 sw = _mm512_cvtph_ps(_mm512_castsi512_si256(sm));
+      const __m512i lo = _mm512_and_si512(x, m4), hi = _mm512_and_si512(_mm512_srli_epi16(x, 4), m4);
+      const __m512i d = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(o, lo, alo), hi, ahi);
+      acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(sw, da), acc[r]);
+      if constexpr (kMin) acc[r] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm512_extracti64x4_epi64(sm, 1)), ca, acc[r]);
+    }
+  }
+  for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(acc[r]);
+  for (int64_t k = n4; k < p.nb; ++k) {
+    const __m256i a = loadu256(p.q + 32 * k);
+    for (int r = 0; r < R; ++r) {
+      const Block* blk = reinterpret_cast<const Block*>(w[r]) + k;
+      const __m128i x = loadu128(blk->qs);
+      const __m128i m = _mm_set1_epi8(0x0F);
+      const __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_and_si128(x, m)),
+                                                _mm_and_si128(_mm_srli_epi16(x, 4), m), 1);
+      const __m256i d = _mm256_dpbusd_epi32(_mm256_setzero_si256(), v, a);
+      out[r] += float(hsum_epi32(d) + p.o4[4 * k]) * _cvtsh_ss(blk->d) * p.d[k];
+      if constexpr (kMin) out[r] += _cvtsh_ss(blk->m) * p.c4[4 * k];
+    }
+  }
+}
 
 // ---------------- I4_G64/128, U4_G64/128 ----------------
 // Groups of kSub sub-blocks of 32 sharing one fp16 scale (and min); c[b] as for Q4_0 / Q4_1. The
@@ -491,14 +553,15 @@ struct Kernel {
   float offset;  // kOffset: the weight offset
   bool pairs;    // needs the nibble pair layout
   int rows = kRowsInFlight;
+  int lanes = 0;  // 4 or 8: needs Prep::d4 / o4 or d8 / o8 (Q4_0, Q8_0)
 };
 
 Kernel kernel_for(DType t) {
   switch (t) {
-    case DType::Q8_0: return {rows_q8_0<kRowsQ8>, rows_q8_0<1>, Kernel::kOffset, 128.0f, false, kRowsQ8};
-    case DType::Q4_0: return {NibQ4_0::rows<kRowsNib>, NibQ4_0::rows<1>, Kernel::kOffset, 8.0f, true, kRowsNib};
+    case DType::Q8_0: return {rows_q8_0<kRowsQ8>, rows_q8_0<1>, Kernel::kOffset, 128.0f, false, kRowsQ8, 8};
+    case DType::Q4_0: return {rows_q4_lanes<false, kRowsNib>, rows_q4_lanes<false, 1>, Kernel::kOffset, 8.0f, true, kRowsNib, 4};
     case DType::Q5_0: return {NibQ5_0::rows<kRowsNib>, NibQ5_0::rows<1>, Kernel::kOffset, 16.0f, true, kRowsNib};
-    case DType::Q4_1: return {NibQ4_1::rows<kRowsNib>, NibQ4_1::rows<1>, Kernel::kMin, 0.0f, true, kRowsNib};
+    case DType::Q4_1: return {rows_q4_lanes<true, kRowsNib>, rows_q4_lanes<true, 1>, Kernel::kMin, 0.0f, true, kRowsNib, 4};
     case DType::Q5_1: return {NibQ5_1::rows<kRowsNib>, NibQ5_1::rows<1>, Kernel::kMin, 0.0f, true, kRowsNib};
     case DType::Q4_K:
       return {KQuant45<false>::rows<kRowsInFlight>, KQuant45<false>::rows<1>, Kernel::kMinK, 0.0f, false};
@@ -546,6 +609,23 @@ Prep prepare(const Kernel& k, const QActs& a, int64_t t, float* f, Vec64* pair) 
     p.d16 = d16;
   }
   p.c = f;
+  if (k.lanes > 0) {
+    float* dl = f + 4 * nb;
+    int32_t* ol = reinterpret_cast<int32_t*>(f + 12 * nb);
+    for (int64_t b = 0; b < nb; ++b)
+      for (int j = 0; j < k.lanes; ++j) {
+        dl[k.lanes * b + j] = p.d[b];
+        ol[k.lanes * b + j] = j == 0 ? int32_t(-k.offset) * s[b] : 0;
+      }
+    (k.lanes == 4 ? p.d4 : p.d8) = dl;
+    (k.lanes == 4 ? p.o4 : p.o8) = ol;
+    if (k.kind == Kernel::kMin) {  // Q4_1: the min factor d * s in the first lane of each block
+      float* cl = f + 20 * nb;
+      for (int64_t b = 0; b < nb; ++b)
+        for (int j = 0; j < 4; ++j) cl[4 * b + j] = j == 0 ? p.d[b] * float(s[b]) : 0.0f;
+      p.c4 = cl;
+    }
+  }
   if (k.pairs) {
     for (int64_t b = 0; b < nb; b += 2) {
       const __m256i a0 = loadu256(p.q + 32 * b);
@@ -565,7 +645,7 @@ void decode_gemm(DType t, const void* w, size_t row_bytes, const QActs& a, float
   const Kernel k = kernel_for(t);
   const int64_t nb = a.nb();
   Scratch& s = scratch();
-  const size_t nf = size_t(4 * nb + 16), np = size_t((nb + 1) / 2);
+  const size_t nf = size_t(24 * nb + 16), np = size_t((nb + 1) / 2);  // f: c, d16, d4|d8, o4|o8, c4
   if (s.f.size() < nf * size_t(a.n_tok)) s.f.resize(nf * size_t(a.n_tok));
   if (k.pairs && s.pair.size() < np * size_t(a.n_tok)) s.pair.resize(np * size_t(a.n_tok));
   Prep preps[8];
