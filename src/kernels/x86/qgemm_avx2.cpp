@@ -199,9 +199,20 @@ struct UQ6_K {
   }
 };
 
-// Rows rows[0..R) (outputs r..r+R) x tokens [t0, t0 + T).
+// Decode prefetch (as in the avx512 table, see decode_prefetch_distance there): the R rows of a
+// tile are adjacent, so the distance is the tile's rows together when that is at most 64 KiB
+// (each block's load prefetches the same place in the next tile), else 1 KiB along the row.
+inline int64_t decode_prefetch_distance(size_t row_bytes, int rows) {
+  const int64_t group = int64_t(row_bytes) * rows;
+  return group <= 65536 ? std::max<int64_t>(group, 1024) : 1024;
+}
+
+// Rows rows[0..R) (outputs r..r+R) x tokens [t0, t0 + T). pf > 0: prefetch pf bytes ahead of
+// each row's position (row_bytes / nb bytes per 32-value block, exact for the 32-blocks and
+// proportional within the K-quant super-blocks), once per cache line.
 template <class U, int R, int T>
-void tile(const uint8_t* const* rows, const QActs& a, int64_t t0, float* y, int64_t ldy, int64_t r) {
+void tile(const uint8_t* const* rows, const QActs& a, int64_t t0, float* y, int64_t ldy, int64_t r,
+          size_t row_bytes = 0, int64_t pf = 0) {
   constexpr Kind K = U::kKind;
   const int64_t nb = a.nb();
   __m256 acc[R][T];
@@ -213,7 +224,15 @@ void tile(const uint8_t* const* rows, const QActs& a, int64_t t0, float* y, int6
   const float* ad[T];
   const int32_t* as[T];
   for (int t = 0; t < T; ++t) aq[t] = a.row_q(t0 + t), ad[t] = a.row_d(t0 + t), as[t] = a.row_s(t0 + t);
+  int64_t line = -1;
   for (int64_t b = 0; b < nb; ++b) {
+    if (pf > 0) {
+      const int64_t off = b * int64_t(row_bytes) / nb;
+      if ((off >> 6) != line) {
+        line = off >> 6;
+        for (int i = 0; i < R; ++i) _mm_prefetch(reinterpret_cast<const char*>(rows[i] + off + pf), _MM_HINT_T0);
+      }
+    }
     Blk k[R];
     for (int i = 0; i < R; ++i) U::run(rows[i], b, &k[i]);
     for (int t = 0; t < T; ++t) {
@@ -254,8 +273,14 @@ constexpr int kPT = 3;  // prefill tile: tokens
 
 // Rows (R of them) x all tokens, in tiles of TT tokens with a tail.
 template <class U, int R, int TT>
-void rows_all_tokens(const uint8_t* const* rows, const QActs& a, float* y, int64_t ldy, int64_t r) {
+void rows_all_tokens(const uint8_t* const* rows, const QActs& a, float* y, int64_t ldy, int64_t r,
+                     size_t row_bytes) {
   int64_t t0 = 0;
+  if constexpr (TT <= 2) {  // decode: each row streamed once
+    const int64_t pf = decode_prefetch_distance(row_bytes, R);
+    if (a.n_tok == 1) return tile<U, R, 1>(rows, a, 0, y, ldy, r, row_bytes, pf);
+    if (a.n_tok == TT) return tile<U, R, TT>(rows, a, 0, y, ldy, r, row_bytes, pf);
+  }
   for (; t0 + TT <= a.n_tok; t0 += TT) tile<U, R, TT>(rows, a, t0, y, ldy, r);
   const int64_t rest = a.n_tok - t0;
   if constexpr (TT > 1) {
@@ -277,11 +302,11 @@ void gemm_tiled(const void* w, size_t row_bytes, const QActs& a, float* y, int64
   for (; r + R <= r1; r += R) {
     const uint8_t* rows[R];
     for (int i = 0; i < R; ++i) rows[i] = base + size_t(r + i) * row_bytes;
-    rows_all_tokens<U, R, TT>(rows, a, y, ldy, r);
+    rows_all_tokens<U, R, TT>(rows, a, y, ldy, r, row_bytes);
   }
   for (; r < r1; ++r) {
     const uint8_t* row = base + size_t(r) * row_bytes;
-    rows_all_tokens<U, 1, TT>(&row, a, y, ldy, r);
+    rows_all_tokens<U, 1, TT>(&row, a, y, ldy, r, row_bytes);
   }
 }
 
