@@ -22,6 +22,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "kernels/x86/decode_prefetch.h"
 #include "kernels/x86/qgemm_avx2.h"
 #include "quant/blocks.h"
 
@@ -199,17 +200,10 @@ struct UQ6_K {
   }
 };
 
-// Decode prefetch (as in the avx512 table, see decode_prefetch_distance there): the R rows of a
-// tile are adjacent, so the distance is the tile's rows together when that is at most 64 KiB
-// (each block's load prefetches the same place in the next tile), else 1 KiB along the row.
-inline int64_t decode_prefetch_distance(size_t row_bytes, int rows) {
-  const int64_t group = int64_t(row_bytes) * rows;
-  return group <= 65536 ? std::max<int64_t>(group, 1024) : 1024;
-}
-
-// Rows rows[0..R) (outputs r..r+R) x tokens [t0, t0 + T). pf > 0: prefetch pf bytes ahead of
-// each row's position (row_bytes / nb bytes per 32-value block, exact for the 32-blocks and
-// proportional within the K-quant super-blocks), once per cache line.
+// Rows rows[0..R) (outputs r..r+R) x tokens [t0, t0 + T). pf > 0 (decode): prefetch pf bytes
+// ahead of each row's position (decode_prefetch.h), once per cache line; the position is
+// row_bytes / nb bytes per 32-value block, exact for the 32-blocks and within a few bytes for
+// the K-quant super-blocks.
 template <class U, int R, int T>
 void tile(const uint8_t* const* rows, const QActs& a, int64_t t0, float* y, int64_t ldy, int64_t r,
           size_t row_bytes = 0, int64_t pf = 0) {
@@ -224,10 +218,11 @@ void tile(const uint8_t* const* rows, const QActs& a, int64_t t0, float* y, int6
   const float* ad[T];
   const int32_t* as[T];
   for (int t = 0; t < T; ++t) aq[t] = a.row_q(t0 + t), ad[t] = a.row_d(t0 + t), as[t] = a.row_s(t0 + t);
+  const int64_t block_bytes = int64_t(row_bytes) / nb;
   int64_t line = -1;
   for (int64_t b = 0; b < nb; ++b) {
     if (pf > 0) {
-      const int64_t off = b * int64_t(row_bytes) / nb;
+      const int64_t off = b * block_bytes;
       if ((off >> 6) != line) {
         line = off >> 6;
         for (int i = 0; i < R; ++i) _mm_prefetch(reinterpret_cast<const char*>(rows[i] + off + pf), _MM_HINT_T0);

@@ -2,9 +2,11 @@
 // token with several rows in flight; per-block dot products in 32-bit lanes (vpdpbusd), scaled
 // and summed in float lanes, reduced once per row. Also the activation quantizer.
 //
-// Per-row work per group of 16 blocks: the 16 block scales are gathered at once and multiplied by
-// the activation scales; the format's offset (-8, -16, -128) or min term is added once per group
-// in float (scale * offset * activation block sum). Nibble formats use an activation copy laid out
+// Q8_0, Q4_0 and Q4_1 take each block's fp16 scale (and min) from the loads of its quants and
+// enter the offset (-128, -8) exactly in the int32 accumulator (vpgatherdd is microcoded on AMD
+// Zen). The other formats, per group of 16 blocks: the 16 block scales are gathered at once and
+// multiplied by the activation scales; the format's offset (-16) or min term is added once per
+// group in float (scale * offset * activation block sum). Nibble formats use an activation copy laid out
 // per pair of blocks [a0[0:16] a1[0:16] | a0[16:32] a1[16:32]], so 16 bytes of a block's packed
 // nibbles, low and high, meet their activations without any byte shuffle.
 #include <algorithm>
@@ -57,13 +59,10 @@ struct Prep {
   float csum = 0.0f;           // I8_ROW / U8_ROW: sum over the row of the offset / min factor
   int64_t nb = 0;
   int64_t pf = 0;              // software prefetch distance in bytes (decode_prefetch_distance)
-  // Q4_0 (L = 4) / Q8_0 (L = 8): each block's activation scale in its L int32 lanes, and
-  // -offset * its activation sum in the first of them.
-  const float* d4 = nullptr;   // (nb*4)
-  const int32_t* o4 = nullptr; // (nb*4)
-  const float* d8 = nullptr;   // (nb*8)
-  const int32_t* o8 = nullptr; // (nb*8)
-  const float* c4 = nullptr;   // Q4_1: (nb*4) activation scale * block sum in the first lane
+  // Per-lane layouts of Q4_0 / Q4_1 (L = 4 int32 lanes per block) and Q8_0 (L = 8):
+  const float* dl = nullptr;   // (nb*L) each block's activation scale in each of its lanes
+  const int32_t* ol = nullptr; // (nb*L) -offset * its activation sum in its first lane, 0 elsewhere
+  const float* cl = nullptr;   // Q4_1: (nb*4) activation scale * block sum in the first lane
 };
 
 struct alignas(64) Vec64 {
@@ -116,8 +115,8 @@ void rows_q8_0(const uint8_t* const* w, const Prep& p, float* out) {
   const int64_t n2 = p.nb / 2 * 2;
   for (int64_t k = 0; k < n2; k += 2) {
     const __m512i a = _mm512_loadu_si512(p.q + k * 32);
-    const __m512i o = _mm512_loadu_si512(p.o8 + 8 * k);
-    const __m512 da = _mm512_loadu_ps(p.d8 + 8 * k);
+    const __m512i o = _mm512_loadu_si512(p.ol + 8 * k);
+    const __m512 da = _mm512_loadu_ps(p.dl + 8 * k);
     for (int r = 0; r < R; ++r) {
       const uint8_t* blk = w[r] + k * BS;
       _mm_prefetch(reinterpret_cast<const char*>(blk + p.pf), _MM_HINT_T0);
@@ -136,12 +135,12 @@ void rows_q8_0(const uint8_t* const* w, const Prep& p, float* out) {
       const BlockQ8_0* blk = reinterpret_cast<const BlockQ8_0*>(w[r]) + k;
       const __m256i x = _mm256_xor_si256(loadu256(blk->qs), _mm256_set1_epi8(char(0x80)));
       const __m256i d = _mm256_dpbusd_epi32(_mm256_setzero_si256(), x, a);
-      out[r] += float(hsum_epi32(d) + p.o8[8 * k]) * _cvtsh_ss(blk->d) * p.d[k];
+      out[r] += float(hsum_epi32(d) + p.ol[8 * k]) * _cvtsh_ss(blk->d) * p.d[k];
     }
   }
 }
 
-// ---------------- Q4_0 / Q4_1 / Q5_0 / Q5_1 ----------------
+// ---------------- Q5_0 / Q5_1 (and Q4_0 / Q4_1 below) ----------------
 // g: 16 gathered 32-bit words, each a block's fp16 scale (low half) and, with kMin, its fp16
 // min (high half). Writes the 16 scales times the activation scales da, spread 4 lanes per block,
 // to sc, and adds the offset (scale * cf) or min (min * cf) term to acc.
@@ -175,23 +174,11 @@ struct Nibble {
       *hi = _mm256_mask_add_epi8(*hi, kh, *hi, b4);
     }
   }
-  // QH < 0: the packed nibbles of 4 blocks gathered into one vector, (16 bytes each) by one word
-  // permute of two loads (offsets in a block are even): A = bytes 0..63, B = bytes 4*BS-64..4*BS-1.
-  static inline __m512i four_idx() {
-    alignas(64) int16_t ix[32];
-    for (int i = 0; i < 32; ++i) {
-      const int j = i / 8, off = j * BS + QS + 2 * (i % 8);
-      ix[i] = int16_t(j < 3 ? off / 2 : 32 + (off - (4 * BS - 64)) / 2);
-    }
-    return _mm512_load_si512(ix);
-  }
   template <int R>
   static void rows(const uint8_t* const* w, const Prep& p, float* out) {
     const __m512i idx = lane_offsets(BS);
-    [[maybe_unused]] const __m512i fidx = four_idx();
-    const __m512i m4 = _mm512_set1_epi8(0x0F);
     __m256 acc[R];
-    __m512 acc4[R];  // four-block steps and the offset/min terms
+    __m512 acc4[R];  // the offset/min terms
     alignas(64) float sc[R][64];
     for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps(), acc4[r] = _mm512_setzero_ps();
     for (int64_t b0 = 0; b0 < p.nb; b0 += 16) {
@@ -204,26 +191,11 @@ struct Nibble {
       }
       const int8_t* ap = p.pair + b0 * 32;  // 64 bytes per pair of blocks
       int k = 0;
-      if constexpr (QH < 0) {
-        for (; k + 4 <= m; k += 4) {
-          const __m512i p0 = _mm512_loadu_si512(ap + k * 32), p1 = _mm512_loadu_si512(ap + k * 32 + 64);
-          const __m512i alo = _mm512_shuffle_i64x2(p0, p1, 0x44), ahi = _mm512_shuffle_i64x2(p0, p1, 0xEE);
-          for (int r = 0; r < R; ++r) {
-            const uint8_t* blk = w[r] + (b0 + k) * BS;
-            _mm_prefetch(reinterpret_cast<const char*>(blk + p.pf), _MM_HINT_T0);
-            const __m512i x = _mm512_permutex2var_epi16(_mm512_loadu_si512(blk), fidx, _mm512_loadu_si512(blk + 4 * BS - 64));
-            const __m512i lo = _mm512_and_si512(x, m4), hi = _mm512_and_si512(_mm512_srli_epi16(x, 4), m4);
-            const __m512i d = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, alo), hi, ahi);
-            acc4[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_load_ps(sc[r] + 4 * k), acc4[r]);
-          }
-        }
-      }
       for (; k + 2 <= m; k += 2) {
         const __m256i alo = loadu256((ap + k * 32));
         const __m256i ahi = loadu256((ap + k * 32 + 32));
         for (int r = 0; r < R; ++r) {
-          if (((k >> 1) & 1) == 0 || BS > 20)  // one prefetch per 64 bytes of the row or more often
-            _mm_prefetch(reinterpret_cast<const char*>(w[r] + (b0 + k) * BS + p.pf), _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(w[r] + (b0 + k) * BS + p.pf), _MM_HINT_T0);
           __m256i lo, hi;
           load(w[r] + (b0 + k) * BS, true, &lo, &hi);
           const __m256i d = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), lo, alo), hi, ahi);
@@ -244,8 +216,6 @@ struct Nibble {
     for (int r = 0; r < R; ++r) out[r] = hsum(acc[r]) + _mm512_reduce_add_ps(acc4[r]);
   }
 };
-using NibQ4_0 = Nibble<sizeof(BlockQ4_0), 2, -1, false>;
-using NibQ4_1 = Nibble<sizeof(BlockQ4_1), 4, -1, true>;
 using NibQ5_0 = Nibble<sizeof(BlockQ5_0), 6, 2, false>;
 using NibQ5_1 = Nibble<sizeof(BlockQ5_1), 8, 4, true>;
 
@@ -255,13 +225,24 @@ using NibQ5_1 = Nibble<sizeof(BlockQ5_1), 8, 4, true>;
 // exactly as the initial value of the int32 accumulator (Prep::o4); Q4_1's min term is
 // min * activation scale * activation block sum (Prep::c4, in the first lane of each block).
 // Blocks after the last multiple of four (1..3) are done one at a time against the plain row.
+// The packed nibbles of 4 blocks (16 bytes each, QS bytes into a block of BS) gathered into one
+// vector by one word permute of two loads: A = bytes 0..63, B = bytes 4*BS-64..4*BS-1.
+template <int BS, int QS>
+inline __m512i four_block_idx() {
+  alignas(64) int16_t ix[32];
+  for (int i = 0; i < 32; ++i) {
+    const int j = i / 8, off = j * BS + QS + 2 * (i % 8);
+    ix[i] = int16_t(j < 3 ? off / 2 : 32 + (off - (4 * BS - 64)) / 2);
+  }
+  return _mm512_load_si512(ix);
+}
+
 template <bool kMin, int R>
 void rows_q4_lanes(const uint8_t* const* w, const Prep& p, float* out) {
   using Block = std::conditional_t<kMin, BlockQ4_1, BlockQ4_0>;
-  using Nib = std::conditional_t<kMin, NibQ4_1, NibQ4_0>;
   constexpr int BS = sizeof(Block);
   constexpr int kWords = BS / 2;  // a block's length in 16-bit words
-  const __m512i fidx = Nib::four_idx();
+  const __m512i fidx = four_block_idx<BS, offsetof(Block, qs)>();
   alignas(64) int16_t sx[32];
   for (int i = 0; i < 32; ++i) sx[i] = int16_t(i < 16 ? kWords * (i / 4) : kWords * ((i - 16) / 4) + 1);
   const __m512i sidx = _mm512_load_si512(sx);  // words 0..15: scales, 16..31: mins (Q4_1)
@@ -272,10 +253,10 @@ void rows_q4_lanes(const uint8_t* const* w, const Prep& p, float* out) {
   for (int64_t k = 0; k < n4; k += 4) {
     const __m512i p0 = _mm512_loadu_si512(p.pair + k * 32), p1 = _mm512_loadu_si512(p.pair + k * 32 + 64);
     const __m512i alo = _mm512_shuffle_i64x2(p0, p1, 0x44), ahi = _mm512_shuffle_i64x2(p0, p1, 0xEE);
-    const __m512i o = _mm512_loadu_si512(p.o4 + 4 * k);
-    const __m512 da = _mm512_loadu_ps(p.d4 + 4 * k);
+    const __m512i o = _mm512_loadu_si512(p.ol + 4 * k);
+    const __m512 da = _mm512_loadu_ps(p.dl + 4 * k);
     [[maybe_unused]] __m512 ca;
-    if constexpr (kMin) ca = _mm512_loadu_ps(p.c4 + 4 * k);
+    if constexpr (kMin) ca = _mm512_loadu_ps(p.cl + 4 * k);
     for (int r = 0; r < R; ++r) {
       const uint8_t* blk = w[r] + k * BS;
       _mm_prefetch(reinterpret_cast<const char*>(blk + p.pf), _MM_HINT_T0);
@@ -300,8 +281,8 @@ void rows_q4_lanes(const uint8_t* const* w, const Prep& p, float* out) {
       const __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_and_si128(x, m)),
                                                 _mm_and_si128(_mm_srli_epi16(x, 4), m), 1);
       const __m256i d = _mm256_dpbusd_epi32(_mm256_setzero_si256(), v, a);
-      out[r] += float(hsum_epi32(d) + p.o4[4 * k]) * _cvtsh_ss(blk->d) * p.d[k];
-      if constexpr (kMin) out[r] += _cvtsh_ss(blk->m) * p.c4[4 * k];
+      out[r] += float(hsum_epi32(d) + p.ol[4 * k]) * _cvtsh_ss(blk->d) * p.d[k];
+      if constexpr (kMin) out[r] += _cvtsh_ss(blk->m) * p.cl[4 * k];
     }
   }
 }
@@ -553,7 +534,7 @@ struct Kernel {
   float offset;  // kOffset: the weight offset
   bool pairs;    // needs the nibble pair layout
   int rows = kRowsInFlight;
-  int lanes = 0;  // 4 or 8: needs Prep::d4 / o4 or d8 / o8 (Q4_0, Q8_0)
+  int lanes = 0;  // int32 lanes per block of the per-lane Prep layouts (Q4_x: 4, Q8_0: 8), 0: none
 };
 
 Kernel kernel_for(DType t) {
@@ -617,13 +598,13 @@ Prep prepare(const Kernel& k, const QActs& a, int64_t t, float* f, Vec64* pair) 
         dl[k.lanes * b + j] = p.d[b];
         ol[k.lanes * b + j] = j == 0 ? int32_t(-k.offset) * s[b] : 0;
       }
-    (k.lanes == 4 ? p.d4 : p.d8) = dl;
-    (k.lanes == 4 ? p.o4 : p.o8) = ol;
+    p.dl = dl;
+    p.ol = ol;
     if (k.kind == Kernel::kMin) {  // Q4_1: the min factor d * s in the first lane of each block
       float* cl = f + 20 * nb;
       for (int64_t b = 0; b < nb; ++b)
         for (int j = 0; j < 4; ++j) cl[4 * b + j] = j == 0 ? p.d[b] * float(s[b]) : 0.0f;
-      p.c4 = cl;
+      p.cl = cl;
     }
   }
   if (k.pairs) {
@@ -645,7 +626,7 @@ void decode_gemm(DType t, const void* w, size_t row_bytes, const QActs& a, float
   const Kernel k = kernel_for(t);
   const int64_t nb = a.nb();
   Scratch& s = scratch();
-  const size_t nf = size_t(24 * nb + 16), np = size_t((nb + 1) / 2);  // f: c, d16, d4|d8, o4|o8, c4
+  const size_t nf = size_t(24 * nb + 16), np = size_t((nb + 1) / 2);  // f: c, d16, dl, ol, cl
   if (s.f.size() < nf * size_t(a.n_tok)) s.f.resize(nf * size_t(a.n_tok));
   if (k.pairs && s.pair.size() < np * size_t(a.n_tok)) s.pair.resize(np * size_t(a.n_tok));
   Prep preps[8];

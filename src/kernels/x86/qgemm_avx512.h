@@ -22,6 +22,7 @@
 #include "core/dtype.h"
 #include "kernels/isa.h"
 #include "kernels/qacts.h"
+#include "kernels/x86/decode_prefetch.h"
 
 namespace edgeglm::kernels::avx512 {
 
@@ -41,39 +42,6 @@ float dot_f32(const float* a, const float* b, int64_t n);
 
 // ---- helpers ----
 
-// Software prefetch distance of the decode kernels, which stream each weight row once with
-// `rows` rows in flight. The hardware prefetchers alone left decode at ~55% of the streaming-read
-// bandwidth. The rows of one step are adjacent in memory, so a fixed distance along a short row
-// (a 576..2048-wide matrix has 0.3-4 KiB rows) lands in the next row of the same step, which is
-// already being read; when the step's rows are at most kPrefetchGroupMax bytes together, the
-// distance is the group itself, so every load prefetches the same place in the rows that come
-// next. Longer rows prefetch kPrefetchAlongRow bytes ahead within the row. Measured with
-// bench/micro/qgemm_bench.cpp (decode, 2 threads, matrices beyond the caches): Q8_0 +20-50%,
-// Q6_K 2-3x on 2048-wide rows (docs/BENCHMARKS.md).
-#ifndef EG_PREFETCH
-#define EG_PREFETCH 1024
-#endif
-#ifndef EG_PREFETCH_GROUP_MAX
-#define EG_PREFETCH_GROUP_MAX 65536
-#endif
-inline constexpr int64_t kPrefetchAlongRow = EG_PREFETCH;
-inline constexpr int64_t kPrefetchGroupMax = EG_PREFETCH_GROUP_MAX;
-inline int64_t decode_prefetch_distance(size_t row_bytes, int rows) {
-  const int64_t group = int64_t(row_bytes) * rows;
-  return group <= kPrefetchGroupMax ? (group > kPrefetchAlongRow ? group : kPrefetchAlongRow) : kPrefetchAlongRow;
-}
-
-// 16 fp16 values at byte offsets idx from p (lanes outside m are 0). Each lane reads 4 bytes, so
-// callers only gather fields followed by at least 2 more bytes of the same block.
-inline __m512 gather_f16(const void* p, __m512i idx, __mmask16 m) {
-  const __m512i g = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, idx, p, 1);
-  return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(g));
-}
-// Same, the upper halves of the gathered words (the second fp16 of a 4-byte field pair).
-inline __m512 gather_f16_hi(const void* p, __m512i idx, __mmask16 m) {
-  const __m512i g = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, idx, p, 1);
-  return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(g, 16)));
-}
 inline __m512i lane_offsets(int stride) {
   return _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
                             _mm512_set1_epi32(stride));
