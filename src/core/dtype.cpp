@@ -26,6 +26,8 @@ constexpr DTypeTraits kTraits[] = {
     {DType::I4_G128, "i4_g128", 128, 66, true},
     {DType::U4_G64, "u4_g64", 64, 36, true},
     {DType::U4_G128, "u4_g128", 128, 68, true},
+    // Run-time layouts: the bytes of their file format, rearranged (kernels/layout.h).
+    {DType::Q8_0_R8, "q8_0_r8", 32, 34, true, 0, true},
 };
 
 }  // namespace
@@ -38,7 +40,7 @@ const DTypeTraits* dtype_traits(DType t) {
 
 Result<DType> dtype_from_id(uint32_t id) {
   const DTypeTraits* tr = dtype_traits(static_cast<DType>(id));
-  if (!tr) return Status::error("unknown tensor type id " + std::to_string(id));
+  if (!tr || tr->runtime_layout) return Status::error("unknown tensor type id " + std::to_string(id));
   return tr->dtype;
 }
 
@@ -46,7 +48,7 @@ Result<DType> dtype_from_name(std::string_view name) {
   std::string lower(name);
   for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   for (const auto& tr : kTraits)
-    if (lower == tr.name) return tr.dtype;
+    if (lower == tr.name && !tr.runtime_layout) return tr.dtype;
   return Status::error("unknown tensor type '" + std::string(name) + "'");
 }
 

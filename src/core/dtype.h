@@ -38,6 +38,9 @@ enum class DType : uint32_t {
   I4_G128 = 1027,  // "i4_g128": symmetric 4-bit, fp16 scale per 128
   U4_G64 = 1028,   // "u4_g64":  asymmetric 4-bit, fp16 scale + min per 64
   U4_G128 = 1029,  // "u4_g128": asymmetric 4-bit, fp16 scale + min per 128
+  // Run-time layouts (kernels/layout.h): a file format rearranged in memory at load time for the
+  // kernels. Never read from or written to a file: dtype_from_id / dtype_from_name refuse them.
+  Q8_0_R8 = 4096,  // "q8_0_r8": Q8_0 blocks, rows interleaved in groups of 8
 };
 
 struct DTypeTraits {
@@ -49,6 +52,7 @@ struct DTypeTraits {
   // Bytes in front of every row (per-row scale fields of I8_ROW / U8_ROW; 0 for block formats):
   // a row of n elements is row_header_bytes + n / block_size * block_bytes bytes.
   int64_t row_header_bytes = 0;
+  bool runtime_layout = false;  // an in-memory layout only (see DType::Q8_0_R8)
 };
 
 // Traits of a supported type, or nullptr for an id edgeglm does not know.

@@ -1,5 +1,7 @@
 #include "eval/membw.h"
 
+#include "core/mapped_file.h"
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -34,10 +36,6 @@ std::string read_line(const std::string& path) {
   std::getline(f, line);
   return line;
 }
-
-struct FreeDeleter {
-  void operator()(void* p) const { std::free(p); }
-};
 
 // Sum of a range of words with eight independent lanes (vectorisable, no single dependency chain).
 uint64_t sum_words(const uint64_t* p, size_t n) {
@@ -88,11 +86,13 @@ Result<MemBandwidth> measure_read_bandwidth(ThreadPool& pool, const MemBandwidth
   const size_t words_per_thread = std::max<size_t>(bytes_req / sizeof(uint64_t) / size_t(nth) / 8 * 8, 8);
   const size_t words = words_per_thread * size_t(nth);
   const size_t bytes = words * sizeof(uint64_t);
-  std::unique_ptr<uint64_t, FreeDeleter> buf(static_cast<uint64_t*>(std::aligned_alloc(64, bytes)));
-  if (!buf)
+  // The same kind of memory as the weights in a run-time layout (huge pages where the kernel
+  // gives them), so the roofline is what the machine reads at best, not a 4 KiB-page figure.
+  auto buf = allocate_large(bytes);
+  if (!buf.ok())
     return Status::error("memory bandwidth: cannot allocate a " + std::to_string(bytes / kMiB) +
                          " MiB buffer (use a smaller --bw-mib)");
-  uint64_t* data = buf.get();
+  uint64_t* data = reinterpret_cast<uint64_t*>(buf->get());
 
   // First touch by the thread that reads the share later (its pages land on its NUMA node).
   pool.run([&](int ith, int) {

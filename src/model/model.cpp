@@ -19,6 +19,7 @@ Result<std::unique_ptr<Model>> Model::from_file(std::unique_ptr<formats::ModelFi
   EG_ASSIGN_OR_RETURN(m->config_, read_config(*file));
   m->file_ = std::move(file);
   EG_ASSIGN_OR_RETURN(m->weights_, bind_weights(*m->file_, m->config_));
+  EG_TRY(apply_runtime_layouts(m->weights_, *m->file_));
   return m;
 }
 

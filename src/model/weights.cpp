@@ -1,7 +1,9 @@
 #include "model/weights.h"
 
+#include <algorithm>
 #include <cmath>
 
+#include "kernels/layout.h"
 #include "quant/quant.h"
 
 namespace edgeglm::model {
@@ -88,6 +90,77 @@ std::vector<float> rope_inv_freq(const RopeConfig& r, const float* freq_factors)
     inv[size_t(i)] = f;
   }
   return inv;
+}
+
+Status apply_runtime_layouts(Weights& w, const formats::ModelFile& file) {
+  struct Job {
+    TensorView* v;
+    DType layout;
+  };
+  std::vector<Job> jobs;
+  auto consider = [&](TensorView& v) {
+    const DType layout = kernels::preferred_layout(v.dtype, v.rows(), v.cols());
+    if (layout != v.dtype && v.contiguous()) jobs.push_back({&v, layout});
+  };
+  for (LayerWeights& l : w.layers)
+    for (TensorView* v : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) consider(*v);
+  consider(w.output);  // tied: the embedding too (get_row reads every layout)
+  if (jobs.empty()) return Status::ok();
+  constexpr size_t kAlign = 64;
+  size_t total = 0;
+  for (const Job& j : jobs) total += (j.v->nbytes() + kAlign - 1) / kAlign * kAlign;
+  EG_ASSIGN_OR_RETURN(w.relaid, allocate_large(total));
+  w.relaid_bytes = total;
+  // Converted in slabs, the file pages read so far dropped after each, so the peak stays near
+  // the model's size (a 272 MB tied output matrix would otherwise be resident twice). The page
+  // cache may hold the file in 2 MiB folios, and reading the next slab maps its whole folio again,
+  // including the end of the slab before: so each release starts at the tensor's first byte, and
+  // every tensor is released once more at the end (its first folio may hold the previous one's tail).
+  auto release = [&](const void* p, size_t n) {
+    for (const auto& m : file.maps)
+      if (m->release(p, n)) return;
+  };
+  constexpr size_t kSlabBytes = size_t(4) << 20;
+  std::vector<std::pair<const void*, size_t>> sources;
+  uint8_t* dst = w.relaid.get();
+  for (const Job& j : jobs) {
+    const TensorView& v = *j.v;
+    const uint8_t* src = static_cast<const uint8_t*>(v.data);
+    const size_t rb = v.row_bytes();
+    const int64_t rows = v.rows();
+    const int64_t slab = std::max<int64_t>(kernels::kQ8R8Rows, int64_t(kSlabBytes / rb) / kernels::kQ8R8Rows * kernels::kQ8R8Rows);
+    for (int64_t r = 0; r < rows; r += slab) {
+      const int64_t n = std::min(slab, rows - r);
+      kernels::to_runtime_layout(j.layout, src + size_t(r) * rb, dst + size_t(r) * rb, n, rb);
+      release(src, size_t(r + n) * rb);
+    }
+    sources.emplace_back(src, v.nbytes());
+    j.v->data = dst;
+    j.v->dtype = j.layout;
+    dst += (v.nbytes() + kAlign - 1) / kAlign * kAlign;
+  }
+  // The small vectors (norms, biases) between the matrices would map their whole folio back at
+  // every forward pass, matrix bytes around them included: they are copied too.
+  auto own = [&](const float*& v, int64_t n) {
+    if (!v) return;
+    auto buf = std::make_unique<std::vector<float>>(v, v + n);
+    v = buf->data();
+    w.decoded.push_back(std::move(buf));
+  };
+  const int64_t E = w.output.cols();
+  own(w.output_norm, E);
+  for (LayerWeights& l : w.layers) {
+    own(l.attn_norm, E);
+    own(l.ffn_norm, E);
+    own(l.post_attn_norm, E);
+    own(l.post_ffn_norm, E);
+    own(l.bq, l.wq.rows());
+    own(l.bk, l.wk.rows());
+    own(l.bv, l.wv.rows());
+  }
+  for (const auto& [p, n] : sources) release(p, n);
+  if (w.tied_output) w.token_embd = w.output;
+  return Status::ok();
 }
 
 Result<Weights> bind_weights(const formats::ModelFile& file, const ModelConfig& c) {

@@ -1,4 +1,5 @@
-// Weights bound to a model file: views into the mmap (zero copy). Fused tensors (q|k|v, gate|up)
+// Weights bound to a model file: views into the mmap (zero copy), except matrices moved into a
+// run-time layout at load (apply_runtime_layouts, kernels/layout.h). Fused tensors (q|k|v, gate|up)
 // are split into row slices of the same mapping. Small vectors (norm weights, biases) stored in a
 // format other than F32 are decoded once at load time.
 #pragma once
@@ -36,10 +37,18 @@ struct Weights {
   bool tied_output = false;
   std::vector<float> inv_freq;         // (n_rot/2) RoPE frequencies, scaling applied
   std::vector<std::unique_ptr<std::vector<float>>> decoded;  // owned decoded small vectors
+  std::shared_ptr<uint8_t> relaid;  // matrices in a run-time layout (apply_runtime_layouts)
+  size_t relaid_bytes = 0;
 };
 
 // Binds every tensor the architecture needs, checking names, shapes and types.
 Result<Weights> bind_weights(const formats::ModelFile& file, const ModelConfig& cfg);
+
+// Moves every matrix the active kernel table computes faster in a run-time layout
+// (kernels/layout.h) into that layout, in one anonymous buffer (huge pages where the kernel gives
+// them), and drops the copied pages of the file map so RSS stays at about the model's size.
+// EDGEGLM_WEIGHT_LAYOUT=file keeps the zero-copy views of the file.
+Status apply_runtime_layouts(Weights& w, const formats::ModelFile& file);
 
 // RoPE inverse frequencies (n_rot/2), with linear / llama3 scaling applied, or per-dim factors
 // from a rope_freqs tensor when the file has one.

@@ -7,6 +7,7 @@
 #include "core/sys_info.h"
 #include "formats/model_file.h"
 #include "kernels/isa.h"
+#include "kernels/layout.h"
 #include "tokenizer/chat_template.h"
 
 namespace edgeglm::cli {
@@ -43,8 +44,11 @@ int run(const InfoArgs& a) {
                     DType::Q6_K, DType::I8_ROW, DType::U8_ROW, DType::I4_G64, DType::I4_G128,
                     DType::U4_G64, DType::U4_G128}) {
       const kernels::ResolvedFormat r = kernels::resolve_format(kernels::active_isa(), t);
-      std::printf(" %s=%s%s", dtype_name(t), r.isa ? r.isa : "none",
-                  r.k.q ? "/int8" : (r.k.f && dtype_traits(t)->quantized ? "/dequant" : ""));
+      // A run-time layout the table prefers (kernels/layout.h), for matrices whose shape fits it.
+      const DType layout = kernels::preferred_layout(t, 64, 256);
+      std::printf(" %s=%s%s%s", dtype_name(t), r.isa ? r.isa : "none",
+                  r.k.q ? "/int8" : (r.k.f && dtype_traits(t)->quantized ? "/dequant" : ""),
+                  layout != t ? (std::string("->") + dtype_name(layout)).c_str() : "");
     }
     std::printf("\n");
   }

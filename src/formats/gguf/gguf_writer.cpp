@@ -95,6 +95,8 @@ Result<std::vector<uint64_t>> tensor_sizes(const std::vector<TensorInfo>& tensor
     if (!names.insert(t.name).second) return Status::error("duplicate " + what);
     const DTypeTraits* tr = dtype_traits(t.dtype);
     if (!tr) return Status::error(what + " has an unknown dtype");
+    if (tr->runtime_layout)
+      return Status::error(what + " has the in-memory layout " + tr->name + ", which is not a file format");
     if (t.shape.empty() || t.shape.size() > size_t(kMaxDims))
       return Status::error(what + " has " + std::to_string(t.shape.size()) + " dimensions");
     uint64_t n = 1;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/dtype.h"
+#include "kernels/layout.h"
 #include "kernels/x86/qgemm_avx512.h"
 #include "quant/quant.h"
 
@@ -120,11 +121,21 @@ void gemm_dequant(DType t, const void* w, size_t row_bytes, const float* x, int6
                   float* y, int64_t ldy, int64_t r0, int64_t r1) {
   thread_local std::vector<float> buf;  // (kRows, n), grown on first use
   if (int64_t(buf.size()) < kRows * n) buf.resize(size_t(kRows * n));
+  thread_local std::vector<uint8_t> file_row;  // a run-time layout's row in its file form
+  const bool relaid = is_runtime_layout(t);
+  if (relaid && file_row.size() < row_bytes) file_row.resize(row_bytes);
   const uint8_t* wb = static_cast<const uint8_t*>(w);
   const size_t fb = size_t(n) * sizeof(float);
   for (int64_t r = r0; r < r1; r += kRows) {
     const int64_t m = std::min<int64_t>(kRows, r1 - r);
-    for (int64_t i = 0; i < m; ++i) quant::dequantize_row(t, wb + size_t(r + i) * row_bytes, buf.data() + i * n, n);
+    for (int64_t i = 0; i < m; ++i) {
+      const uint8_t* src = wb + size_t(r + i) * row_bytes;
+      if (relaid) {
+        runtime_row(t, w, row_bytes, r + i, file_row.data());
+        src = file_row.data();
+      }
+      quant::dequantize_row(file_dtype(t), src, buf.data() + i * n, n);
+    }
     const uint8_t* b = reinterpret_cast<const uint8_t*>(buf.data());
     if (m == kRows) {
       rows_f<DType::F32, kRows>(b, fb, x, n, n_tok, y, ldy, r);
@@ -141,6 +152,7 @@ FormatKernels format(DType t) {
     case DType::Q5_0: return {gemm_q<DType::Q5_0>, nullptr};
     case DType::Q5_1: return {gemm_q<DType::Q5_1>, nullptr};
     case DType::Q8_0: return {gemm_q<DType::Q8_0>, nullptr};
+    case DType::Q8_0_R8: return {gemm_q<DType::Q8_0_R8>, nullptr};
     case DType::Q4_K: return {gemm_q<DType::Q4_K>, nullptr};
     case DType::Q5_K: return {gemm_q<DType::Q5_K>, nullptr};
     case DType::Q6_K: return {gemm_q<DType::Q6_K>, nullptr};

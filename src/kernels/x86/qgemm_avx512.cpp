@@ -15,6 +15,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernels/layout.h"
 #include "kernels/x86/qgemm_avx512.h"
 #include "quant/blocks.h"
 
@@ -73,6 +74,7 @@ struct alignas(64) Vec64 {
 struct Scratch {
   std::vector<float> f;
   std::vector<Vec64> pair;
+  std::vector<uint8_t> row;  // a run-time layout's row in its file form
 };
 Scratch& scratch() {
   thread_local Scratch s;
@@ -100,7 +102,9 @@ inline void prefetch_ahead(const void* p, int64_t dist) {
 // block k+1. Two 64-byte loads at the pair's start and 4 bytes on hold both blocks' quants (one
 // word permute joins them) and both fp16 scales (a second permute spreads them to their lanes),
 // so no scale gather is needed (vpgatherdd is microcoded on AMD Zen and was the kernel's cost).
-template <int R>
+// kRelaid: the R rows are a group of the Q8_0_R8 layout (kernels/layout.h) starting at w[0], so
+// pair k/2 of row r is at w[0] + (k/2 * R + r) * 68 and the step reads one sequential stream.
+template <int R, bool kRelaid = false>
 void rows_q8_0(const uint8_t* const* w, const Prep& p, float* out) {
   constexpr int BS = sizeof(BlockQ8_0);
   static_assert(BS == 34);
@@ -118,7 +122,7 @@ void rows_q8_0(const uint8_t* const* w, const Prep& p, float* out) {
     const __m512i o = _mm512_loadu_si512(p.ol + 8 * k);
     const __m512 da = _mm512_loadu_ps(p.dl + 8 * k);
     for (int r = 0; r < R; ++r) {
-      const uint8_t* blk = w[r] + k * BS;
+      const uint8_t* blk = kRelaid ? w[0] + (k * R + 2 * r) * BS : w[r] + k * BS;
       _mm_prefetch(reinterpret_cast<const char*>(blk + p.pf), _MM_HINT_T0);
       const __m512i lo = _mm512_loadu_si512(blk), hi = _mm512_loadu_si512(blk + 4);
       const __m512i x = _mm512_xor_si512(_mm512_permutex2var_epi16(lo, qidx, hi), flip);
@@ -128,7 +132,7 @@ void rows_q8_0(const uint8_t* const* w, const Prep& p, float* out) {
     }
   }
   for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(acc[r]);
-  if (n2 < p.nb) {  // last, odd block of the row
+  if (!kRelaid && n2 < p.nb) {  // last, odd block of the row (Q8_0_R8 rows have an even count)
     const int64_t k = n2;
     const __m256i a = loadu256(p.q + 32 * k);
     for (int r = 0; r < R; ++r) {
@@ -540,6 +544,8 @@ struct Kernel {
 Kernel kernel_for(DType t) {
   switch (t) {
     case DType::Q8_0: return {rows_q8_0<kRowsQ8>, rows_q8_0<1>, Kernel::kOffset, 128.0f, false, kRowsQ8, 8};
+    case DType::Q8_0_R8:  // `one` serves rows outside whole groups, copied back to their file form
+      return {rows_q8_0<kQ8R8Rows, true>, rows_q8_0<1>, Kernel::kOffset, 128.0f, false, kQ8R8Rows, 8};
     case DType::Q4_0: return {rows_q4_lanes<false, kRowsNib>, rows_q4_lanes<false, 1>, Kernel::kOffset, 8.0f, true, kRowsNib, 4};
     case DType::Q5_0: return {NibQ5_0::rows<kRowsNib>, NibQ5_0::rows<1>, Kernel::kOffset, 16.0f, true, kRowsNib};
     case DType::Q4_1: return {rows_q4_lanes<true, kRowsNib>, rows_q4_lanes<true, 1>, Kernel::kMin, 0.0f, true, kRowsNib, 4};
@@ -629,29 +635,48 @@ void decode_gemm(DType t, const void* w, size_t row_bytes, const QActs& a, float
   const size_t nf = size_t(24 * nb + 16), np = size_t((nb + 1) / 2);  // f: c, d16, dl, ol, cl
   if (s.f.size() < nf * size_t(a.n_tok)) s.f.resize(nf * size_t(a.n_tok));
   if (k.pairs && s.pair.size() < np * size_t(a.n_tok)) s.pair.resize(np * size_t(a.n_tok));
+  const bool relaid = is_runtime_layout(t);
+  if (relaid && s.row.size() < row_bytes) s.row.resize(row_bytes);
   Prep preps[8];
   const int64_t n_tok = a.n_tok;
   for (int64_t t0 = 0; t0 < n_tok; t0 += 8) {
     const int64_t nt = std::min<int64_t>(8, n_tok - t0);
     for (int64_t t = 0; t < nt; ++t) {
       preps[t] = prepare(k, a, t0 + t, s.f.data() + size_t(t) * nf, s.pair.data() + size_t(t) * np);
-      preps[t].pf = decode_prefetch_distance(row_bytes, k.rows);
+      preps[t].pf = relaid ? kPrefetchSequential : decode_prefetch_distance(row_bytes, k.rows);
     }
     const uint8_t* base = static_cast<const uint8_t*>(w);
-    int64_t r = r0;
     const int nr = k.rows;
-    for (; r + nr <= r1; r += nr) {
+    // Rows of a run-time layout outside its whole groups of nr, one by one in their file form.
+    auto singles = [&](int64_t a, int64_t b) {
+      for (int64_t r = a; r < b; ++r) {
+        runtime_row(t, w, row_bytes, r, s.row.data());
+        const uint8_t* row = s.row.data();
+        for (int64_t tt = 0; tt < nt; ++tt) k.one(&row, preps[tt], &y[(t0 + tt) * ldy + r]);
+      }
+    };
+    int64_t r = r0, end = r1;
+    if (relaid) {
+      r = std::min(r1, (r0 + nr - 1) / nr * nr);
+      end = std::max(r, r1 / nr * nr);
+      singles(r0, r);
+    }
+    for (; r + nr <= end; r += nr) {
       const uint8_t* rows[kMaxRows];
       for (int i = 0; i < nr; ++i) rows[i] = base + size_t(r + i) * row_bytes;
-      for (int64_t t = 0; t < nt; ++t) {
+      for (int64_t tt = 0; tt < nt; ++tt) {
         float out[kMaxRows];
-        k.many(rows, preps[t], out);
-        for (int i = 0; i < nr; ++i) y[(t0 + t) * ldy + r + i] = out[i];
+        k.many(rows, preps[tt], out);
+        for (int i = 0; i < nr; ++i) y[(t0 + tt) * ldy + r + i] = out[i];
       }
+    }
+    if (relaid) {
+      singles(r, r1);
+      continue;
     }
     for (; r < r1; ++r) {
       const uint8_t* row = base + size_t(r) * row_bytes;
-      for (int64_t t = 0; t < nt; ++t) k.one(&row, preps[t], &y[(t0 + t) * ldy + r]);
+      for (int64_t tt = 0; tt < nt; ++tt) k.one(&row, preps[tt], &y[(t0 + tt) * ldy + r]);
     }
   }
 }

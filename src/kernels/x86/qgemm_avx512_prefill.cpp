@@ -16,6 +16,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernels/layout.h"
 #include "kernels/x86/qgemm_avx512.h"
 #include "quant/blocks.h"
 
@@ -49,6 +50,34 @@ struct UnpackQ8_0 {
       store32(v + 32 * k, _mm256_xor_si256(loadu256(blk[k].qs), _mm256_set1_epi8(char(0x80))));
       ds[k * st] = h2f(blk[k].d);
     }
+  }
+};
+// Q8_0_R8 (kernels/layout.h): the same blocks, found through the layout's offsets. b and n are
+// even (chunks of kChunk blocks; Q8_0_R8 rows have an even count), so whole pairs are read.
+struct UnpackQ8_0R8 {
+  static constexpr Kind kKind = Kind::kOffset;
+  static constexpr int kOffsetValue = 128;
+  static inline void pair(const uint8_t* p, uint8_t* v, float* ds0, float* ds1) {
+    const BlockQ8_0* blk = reinterpret_cast<const BlockQ8_0*>(p);
+    store32(v, _mm256_xor_si256(loadu256(blk[0].qs), _mm256_set1_epi8(char(0x80))));
+    store32(v + 32, _mm256_xor_si256(loadu256(blk[1].qs), _mm256_set1_epi8(char(0x80))));
+    *ds0 = h2f(blk[0].d);
+    *ds1 = h2f(blk[1].d);
+  }
+  // Row r alone (outside a whole group of the tile).
+  static void run_row(const uint8_t* w, size_t row_bytes, int64_t r, int64_t b, int n, uint8_t* v, float* ds,
+                      int st) {
+    const uint8_t* p = w + q8r8_block_offset(row_bytes, r, b);
+    for (int k = 0; k < n; k += 2, p += kQ8R8Rows * kQ8R8Unit) pair(p, v + 32 * k, ds + k * st, ds + (k + 1) * st);
+  }
+  // The group of rows r..r+7 (r a multiple of 8) in memory order, one sequential read: row i's
+  // values at v + i * vstride, its scales at ds[i + k * st]. Row by row instead was 1.3-1.6x slower.
+  static void run_group(const uint8_t* w, size_t row_bytes, int64_t r, int64_t b, int n, uint8_t* v,
+                        size_t vstride, float* ds, int st) {
+    const uint8_t* p = w + q8r8_block_offset(row_bytes, r, b);
+    for (int k = 0; k < n; k += 2)
+      for (int i = 0; i < kQ8R8Rows; ++i, p += kQ8R8Unit)
+        pair(p, v + i * vstride + 32 * k, ds + i + k * st, ds + i + (k + 1) * st);
   }
 };
 template <class Block, bool kFive, bool kHasMin>
@@ -216,8 +245,18 @@ void repack(const uint8_t* w, size_t row_bytes, int64_t row, int nrows, int nt, 
       const int rr = 16 * i + r;
       float* ds = pk.ds + i * 16 + r;
       float* m = pk.m + i * 16 + r;
+      if constexpr (std::is_same_v<U, UnpackQ8_0R8>) {
+        if ((row + rr) % kQ8R8Rows == 0 && rr + kQ8R8Rows <= nrows && r + kQ8R8Rows <= 16) {
+          U::run_group(w, row_bytes, row + rr, b0, n, pk.rows + r * kChunk * 32, kChunk * 32, ds, st);
+          r += kQ8R8Rows - 1;
+          continue;
+        }
+      }
       if (rr < nrows) {
-        U::run(w + size_t(row + rr) * row_bytes, b0, n, pk.rows + r * kChunk * 32, ds, m, st);
+        if constexpr (std::is_same_v<U, UnpackQ8_0R8>)
+          U::run_row(w, row_bytes, row + rr, b0, n, pk.rows + r * kChunk * 32, ds, st);
+        else
+          U::run(w + size_t(row + rr) * row_bytes, b0, n, pk.rows + r * kChunk * 32, ds, m, st);
       } else {
         std::memset(pk.rows + r * kChunk * 32, 0, size_t(n) * 32);
         for (int k = 0; k < n; ++k) ds[k * st] = 0.0f, m[k * st] = 0.0f;
@@ -364,6 +403,7 @@ void prefill_gemm(DType t, const void* w, size_t row_bytes, const QActs& a, floa
                   int64_t r0, int64_t r1) {
   switch (t) {
     case DType::Q8_0: return gemm<UnpackQ8_0>(w, row_bytes, a, y, ldy, r0, r1);
+    case DType::Q8_0_R8: return gemm<UnpackQ8_0R8>(w, row_bytes, a, y, ldy, r0, r1);
     case DType::Q4_0: return gemm<UnpackQ4_0>(w, row_bytes, a, y, ldy, r0, r1);
     case DType::Q4_1: return gemm<UnpackQ4_1>(w, row_bytes, a, y, ldy, r0, r1);
     case DType::Q5_0: return gemm<UnpackQ5_0>(w, row_bytes, a, y, ldy, r0, r1);

@@ -1,0 +1,44 @@
+// Run-time weight layouts: a matrix of a file format rearranged once at load time so a kernel
+// table reads it faster. The bytes are the file format's, in another order; the tensor's size is
+// unchanged. Models ask the active table which layout it prefers (preferred_layout) and convert
+// with to_runtime_layout; every table computes every layout (tables without a kernel of their own
+// get the file form of each row from runtime_row), so forcing a lower ISA after load stays correct.
+//
+// Q8_0_R8 (DType::Q8_0_R8): Q8_0 rows in groups of 8 (rows % 8 == 0, blocks per row even). Group g
+// holds rows 8g..8g+7 in the bytes those rows occupy row-major, as pairs of blocks: pair p (blocks
+// 2p, 2p+1) of row i of the group sits at byte (8 * p + i) * 68 of the group. A decode step of
+// eight rows then reads the group as one sequential stream, where row-major rows are eight streams
+// (8-15% more bandwidth from DRAM on AMD Zen 5 and more with huge pages; docs/BENCHMARKS.md).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "core/dtype.h"
+
+namespace edgeglm::kernels {
+
+constexpr int kQ8R8Rows = 8;     // rows per group
+constexpr int kQ8R8Unit = 68;    // bytes of one row's pair of blocks
+
+// Byte offset of block b of row r in a Q8_0_R8 matrix whose rows are row_bytes long. (Anonymous
+// namespace: ISA files share no inline symbols, docs/ARCHITECTURE.md.)
+namespace {
+inline size_t q8r8_block_offset(size_t row_bytes, int64_t r, int64_t b) {
+  return size_t(r / kQ8R8Rows) * kQ8R8Rows * row_bytes +
+         size_t((b / 2) * kQ8R8Rows + r % kQ8R8Rows) * kQ8R8Unit + size_t(b % 2) * 34;
+}
+}  // namespace
+
+bool is_runtime_layout(DType t);
+// The file format a layout rearranges (Q8_0 for Q8_0_R8); t itself for file formats.
+DType file_dtype(DType t);
+// The layout the active kernel table computes fastest for a (rows, cols) matrix of type t; t when
+// it prefers the file's (also in float-activation mode, and when EDGEGLM_WEIGHT_LAYOUT=file).
+DType preferred_layout(DType t, int64_t rows, int64_t cols);
+// dst (rows * row_bytes bytes, not overlapping src) = the matrix src of file_dtype(layout) in
+// `layout`. The shape must be one preferred_layout accepted for it.
+void to_runtime_layout(DType layout, const void* src, void* dst, int64_t rows, size_t row_bytes);
+// out (row_bytes) = row r of w in its file format.
+void runtime_row(DType layout, const void* w, size_t row_bytes, int64_t r, void* out);
+
+}  // namespace edgeglm::kernels

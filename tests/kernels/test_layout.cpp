@@ -1,0 +1,178 @@
+// Run-time weight layouts (kernels/layout.h): the rearrangement loses nothing, every ISA table
+// computes a layout exactly as it computes the file format it came from (the per-row arithmetic is
+// the same, so results are bit-identical), including row ranges that cut groups, and the layout is
+// chosen only where a table has a kernel for it.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "kernels/isa.h"
+#include "kernels/kernels.h"
+#include "kernels/layout.h"
+#include "quant/quant.h"
+
+using namespace edgeglm;
+
+namespace {
+
+std::vector<uint8_t> q8_matrix(int64_t rows, int64_t cols, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> f(static_cast<size_t>(cols));
+  const size_t rb = dtype_row_bytes(DType::Q8_0, cols);
+  std::vector<uint8_t> out(rb * size_t(rows));
+  for (int64_t r = 0; r < rows; ++r) {
+    for (auto& v : f) v = nd(rng) * (1.0f + float(r % 5));
+    quant::quantize_row(DType::Q8_0, f.data(), out.data() + size_t(r) * rb, cols);
+  }
+  return out;
+}
+
+std::vector<float> acts(int64_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> x(static_cast<size_t>(n));
+  for (auto& v : x) v = nd(rng);
+  return x;
+}
+
+std::vector<uint8_t> relaid(const std::vector<uint8_t>& q8, int64_t rows, int64_t cols) {
+  std::vector<uint8_t> out(q8.size());
+  kernels::to_runtime_layout(DType::Q8_0_R8, q8.data(), out.data(), rows, dtype_row_bytes(DType::Q8_0, cols));
+  return out;
+}
+
+struct IsaRestore {
+  ~IsaRestore() { (void)kernels::force_isa(kernels::available_isas().back()->name); }
+};
+
+}  // namespace
+
+TEST(RuntimeLayout, Q8_0_R8InterleavesPairsAndEveryRowComesBack) {
+  const int64_t rows = 24, cols = 192;
+  const size_t rb = dtype_row_bytes(DType::Q8_0, cols);
+  const auto q8 = q8_matrix(rows, cols, 1);
+  const auto r8 = relaid(q8, rows, cols);
+  ASSERT_NE(q8, r8);
+  // Group 1, pair 2 of its row 3 (row 11) sits at (8 * 2 + 3) * 68 bytes into the group.
+  EXPECT_EQ(0, std::memcmp(r8.data() + 8 * rb + (8 * 2 + 3) * 68, q8.data() + 11 * rb + 4 * 34, 68));
+  std::vector<uint8_t> row(rb);
+  for (int64_t r = 0; r < rows; ++r) {
+    kernels::runtime_row(DType::Q8_0_R8, r8.data(), rb, r, row.data());
+    EXPECT_EQ(0, std::memcmp(row.data(), q8.data() + size_t(r) * rb, rb)) << "row " << r;
+  }
+}
+
+TEST(RuntimeLayout, IsNeverAFileType) {
+  EXPECT_FALSE(dtype_from_id(uint32_t(DType::Q8_0_R8)).ok());
+  EXPECT_FALSE(dtype_from_name("q8_0_r8").ok());
+  EXPECT_TRUE(kernels::is_runtime_layout(DType::Q8_0_R8));
+  EXPECT_FALSE(kernels::is_runtime_layout(DType::Q8_0));
+  EXPECT_EQ(kernels::file_dtype(DType::Q8_0_R8), DType::Q8_0);
+  EXPECT_EQ(dtype_row_bytes(DType::Q8_0_R8, 128), dtype_row_bytes(DType::Q8_0, 128));
+}
+
+// Every table, decode (1-4 tokens) and prefill (5+) shapes, 1 and 2 threads: y of the layout ==
+// y of the file format from the table that serves the layout (itself, or generic's row copy).
+TEST(RuntimeLayout, EveryIsaComputesQ8_0_R8ExactlyAsQ8_0) {
+  IsaRestore restore;
+  const int64_t rows = 56, cols = 320;  // 7 groups, 5 pairs per row
+  const auto q8 = q8_matrix(rows, cols, 2);
+  auto r8 = relaid(q8, rows, cols);
+  auto q8w = q8;
+  const TensorView vq = TensorView::make(DType::Q8_0, q8w.data(), cols, rows);
+  const TensorView vr = TensorView::make(DType::Q8_0_R8, r8.data(), cols, rows);
+  for (const kernels::KernelTable* isa : kernels::available_isas()) {
+    const kernels::ResolvedFormat served = kernels::resolve_format(*isa, DType::Q8_0_R8);
+    ASSERT_NE(served.k.q, nullptr) << isa->name;
+    for (int threads : {1, 2}) {
+      ThreadPool pool(threads);
+      for (int64_t n_tok : {1, 2, 4, 5, 9, 33}) {
+        const auto x = acts(cols * n_tok, uint32_t(10 + n_tok));
+        std::vector<float> yq(size_t(rows * n_tok)), yr(yq.size());
+        ASSERT_TRUE(kernels::force_isa(served.isa).is_ok());
+        kernels::matmul(vq, x.data(), n_tok, yq.data(), pool);
+        ASSERT_TRUE(kernels::force_isa(isa->name).is_ok());
+        kernels::matmul(vr, x.data(), n_tok, yr.data(), pool);
+        EXPECT_EQ(yq, yr) << isa->name << " (served by " << served.isa << ") n_tok " << n_tok << " threads "
+                          << threads;
+      }
+    }
+  }
+}
+
+// Row ranges that start and end inside a group (the kernels' contract allows any r0, r1).
+TEST(RuntimeLayout, RowRangesThatCutGroupsAreExact) {
+  IsaRestore restore;
+  const int64_t rows = 40, cols = 128;
+  const size_t rb = dtype_row_bytes(DType::Q8_0, cols);
+  const auto q8 = q8_matrix(rows, cols, 3);
+  const auto r8 = relaid(q8, rows, cols);
+  for (const kernels::KernelTable* isa : kernels::available_isas()) {
+    const kernels::ResolvedFormat served = kernels::resolve_format(*isa, DType::Q8_0_R8);
+    const kernels::ResolvedFormat plain = kernels::resolve_format(*kernels::available_isas().front(), DType::Q8_0);
+    const kernels::GemmQ file_kernel = std::string(served.isa) == "generic"
+                                           ? plain.k.q
+                                           : kernels::resolve_format(*isa, DType::Q8_0).k.q;
+    for (int64_t n_tok : {1, 3, 7}) {
+      std::vector<uint64_t> mem(kernels::qacts_bytes(cols, n_tok) / 8 + 16);
+      void* p = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(mem.data()) + 63) & ~uintptr_t(63));
+      const kernels::QActs a = kernels::qacts_view(p, cols, n_tok);
+      const auto x = acts(cols * n_tok, 20);
+      for (int64_t t = 0; t < n_tok; ++t)
+        kernels::quantize_acts_ref(x.data() + t * cols, cols, a.q + t * cols, a.d + t * a.nb(), a.s + t * a.nb());
+      for (auto [r0, r1] : {std::pair<int64_t, int64_t>{3, 29}, {8, 16}, {9, 14}, {0, 40}, {33, 40}}) {
+        std::vector<float> yq(size_t(rows * n_tok), -1.0f), yr(yq.size(), -1.0f);
+        file_kernel(q8.data(), rb, a, yq.data(), rows, r0, r1);
+        served.k.q(r8.data(), rb, a, yr.data(), rows, r0, r1);
+        EXPECT_EQ(yq, yr) << isa->name << " rows " << r0 << ".." << r1 << " n_tok " << n_tok;
+        for (int64_t r = 0; r < rows; ++r)
+          if (r < r0 || r >= r1) EXPECT_EQ(yr[size_t(r)], -1.0f) << "row " << r << " is outside the range";
+      }
+    }
+  }
+}
+
+TEST(RuntimeLayout, GetRowAndFloatActivationsReadTheLayout) {
+  const int64_t rows = 16, cols = 64;
+  auto q8 = q8_matrix(rows, cols, 4);
+  auto r8 = relaid(q8, rows, cols);
+  const TensorView vq = TensorView::make(DType::Q8_0, q8.data(), cols, rows);
+  const TensorView vr = TensorView::make(DType::Q8_0_R8, r8.data(), cols, rows);
+  std::vector<float> a(static_cast<size_t>(cols)), b(static_cast<size_t>(cols));
+  for (int64_t r = 0; r < rows; ++r) {
+    kernels::get_row(vq, r, a.data());
+    kernels::get_row(vr, r, b.data());
+    EXPECT_EQ(a, b) << "row " << r;
+  }
+  ThreadPool pool(2);
+  const auto x = acts(cols * 3, 5);
+  std::vector<float> yq(size_t(rows * 3)), yr(yq.size());
+  kernels::set_float_activations(true);
+  kernels::matmul(vq, x.data(), 3, yq.data(), pool);
+  kernels::matmul(vr, x.data(), 3, yr.data(), pool);
+  kernels::set_float_activations(false);
+  EXPECT_EQ(yq, yr);
+}
+
+TEST(RuntimeLayout, ChosenOnlyWhereATableHasAKernelForIt) {
+  IsaRestore restore;
+  const bool own = std::string(kernels::resolve_format(kernels::active_isa(), DType::Q8_0_R8).isa) != "generic";
+  EXPECT_EQ(kernels::preferred_layout(DType::Q8_0, 64, 128), own ? DType::Q8_0_R8 : DType::Q8_0);
+  EXPECT_EQ(kernels::preferred_layout(DType::Q8_0, 60, 128), DType::Q8_0);  // rows not in groups of 8
+  EXPECT_EQ(kernels::preferred_layout(DType::Q8_0, 64, 96), DType::Q8_0);   // odd number of blocks
+  EXPECT_EQ(kernels::preferred_layout(DType::Q4_0, 64, 128), DType::Q4_0);
+  kernels::set_float_activations(true);
+  EXPECT_EQ(kernels::preferred_layout(DType::Q8_0, 64, 128), DType::Q8_0);
+  kernels::set_float_activations(false);
+  setenv("EDGEGLM_WEIGHT_LAYOUT", "file", 1);
+  EXPECT_EQ(kernels::preferred_layout(DType::Q8_0, 64, 128), DType::Q8_0);
+  unsetenv("EDGEGLM_WEIGHT_LAYOUT");
+  ASSERT_TRUE(kernels::force_isa("generic").is_ok());
+  EXPECT_EQ(kernels::preferred_layout(DType::Q8_0, 64, 128), DType::Q8_0);
+}
