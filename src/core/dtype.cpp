@@ -28,6 +28,7 @@ constexpr DTypeTraits kTraits[] = {
     {DType::U4_G128, "u4_g128", 128, 68, true},
     // Run-time layouts: the bytes of their file format, rearranged (kernels/layout.h).
     {DType::Q8_0_R8, "q8_0_r8", 32, 34, true, 0, true},
+    {DType::F16_R4, "f16_r4", 1, 2, false, 0, true},
 };
 
 }  // namespace

@@ -41,6 +41,7 @@ enum class DType : uint32_t {
   // Run-time layouts (kernels/layout.h): a file format rearranged in memory at load time for the
   // kernels. Never read from or written to a file: dtype_from_id / dtype_from_name refuse them.
   Q8_0_R8 = 4096,  // "q8_0_r8": Q8_0 blocks, rows interleaved in groups of 8
+  F16_R4 = 4097,   // "f16_r4":  F16, rows interleaved in groups of 4
 };
 
 struct DTypeTraits {

@@ -158,9 +158,9 @@ struct Segment {
 
 // Kernels per format for the active table and activation mode, cached per calling thread so a
 // decode step does not walk the tables for every matmul (GGUF type ids below 32 and edgeglm's own
-// ids 1024..1055 are cached).
+// ids 1024..1055 and the run-time layouts 4096..4103 are cached).
 struct Resolver {
-  static constexpr int kSlots = 64;
+  static constexpr int kSlots = 72;
   const KernelTable* table = nullptr;
   bool float_mode = false;
   FormatKernels cache[kSlots];
@@ -170,6 +170,7 @@ struct Resolver {
     const uint32_t id = uint32_t(t);
     if (id < 32) return int(id);
     if (id >= 1024 && id < 1024 + 32) return int(32 + id - 1024);
+    if (id >= 4096 && id < 4096 + 8) return int(64 + id - 4096);
     return -1;
   }
   FormatKernels get(DType t) {

@@ -13,14 +13,29 @@ bool is_runtime_layout(DType t) {
   return tr && tr->runtime_layout;
 }
 
-DType file_dtype(DType t) { return t == DType::Q8_0_R8 ? DType::Q8_0 : t; }
-
 namespace {
+
+struct Spec {
+  DType layout, file;
+  int rows;         // G
+  size_t unit;      // U
+  int64_t col_mult;  // columns must be a multiple of this
+};
+constexpr Spec kSpecs[] = {
+    {DType::Q8_0_R8, DType::Q8_0, kQ8R8Rows, kQ8R8Unit, 64},
+    {DType::F16_R4, DType::F16, kF16R4Rows, kF16R4Unit, 32},
+};
+
+const Spec* spec_of(DType layout) {
+  for (const Spec& s : kSpecs)
+    if (s.layout == layout) return &s;
+  return nullptr;
+}
 
 // A table "prefers" a layout when it has a kernel of its own for it (not the generic row copy).
 bool table_computes(DType layout) {
   const ResolvedFormat r = resolve_format(active_isa(), layout);
-  return r.k.q && r.isa && std::string_view(r.isa) != "generic";
+  return (r.k.q || r.k.f) && r.isa && std::string_view(r.isa) != "generic";
 }
 
 bool layouts_enabled() {
@@ -28,37 +43,51 @@ bool layouts_enabled() {
   return !(v && std::string_view(v) == "file");
 }
 
+size_t unit_offset(const Spec& s, size_t row_bytes, int64_t r, int64_t p) {
+  return size_t(r / s.rows) * size_t(s.rows) * row_bytes + size_t(p * s.rows + r % s.rows) * s.unit;
+}
+
 }  // namespace
 
+DType file_dtype(DType t) {
+  const Spec* s = spec_of(t);
+  return s ? s->file : t;
+}
+
 DType preferred_layout(DType t, int64_t rows, int64_t cols) {
-  if (t != DType::Q8_0 || float_activations() || !layouts_enabled()) return t;
-  if (rows <= 0 || rows % kQ8R8Rows != 0 || cols <= 0 || cols % 64 != 0) return t;
-  return table_computes(DType::Q8_0_R8) ? DType::Q8_0_R8 : t;
+  if (float_activations() || !layouts_enabled()) return t;
+  for (const Spec& s : kSpecs) {
+    if (s.file != t || rows <= 0 || rows % s.rows != 0 || cols <= 0 || cols % s.col_mult != 0) continue;
+    if (table_computes(s.layout)) return s.layout;
+  }
+  return t;
 }
 
 void to_runtime_layout(DType layout, const void* src, void* dst, int64_t rows, size_t row_bytes) {
-  const uint8_t* s = static_cast<const uint8_t*>(src);
-  uint8_t* d = static_cast<uint8_t*>(dst);
-  if (layout != DType::Q8_0_R8) {
-    std::memcpy(d, s, size_t(rows) * row_bytes);
+  const uint8_t* in = static_cast<const uint8_t*>(src);
+  uint8_t* out = static_cast<uint8_t*>(dst);
+  const Spec* s = spec_of(layout);
+  if (!s) {
+    std::memcpy(out, in, size_t(rows) * row_bytes);
     return;
   }
-  const int64_t nb = int64_t(row_bytes / 34);
+  const int64_t units = int64_t(row_bytes / s->unit);
   for (int64_t r = 0; r < rows; ++r)
-    for (int64_t b = 0; b < nb; b += 2)
-      std::memcpy(d + q8r8_block_offset(row_bytes, r, b), s + size_t(r) * row_bytes + size_t(b) * 34, kQ8R8Unit);
+    for (int64_t p = 0; p < units; ++p)
+      std::memcpy(out + unit_offset(*s, row_bytes, r, p), in + size_t(r) * row_bytes + size_t(p) * s->unit, s->unit);
 }
 
 void runtime_row(DType layout, const void* w, size_t row_bytes, int64_t r, void* out) {
-  const uint8_t* s = static_cast<const uint8_t*>(w);
+  const uint8_t* in = static_cast<const uint8_t*>(w);
   uint8_t* o = static_cast<uint8_t*>(out);
-  if (layout != DType::Q8_0_R8) {
-    std::memcpy(o, s + size_t(r) * row_bytes, row_bytes);
+  const Spec* s = spec_of(layout);
+  if (!s) {
+    std::memcpy(o, in + size_t(r) * row_bytes, row_bytes);
     return;
   }
-  const int64_t nb = int64_t(row_bytes / 34);
-  for (int64_t b = 0; b < nb; b += 2)
-    std::memcpy(o + size_t(b) * 34, s + q8r8_block_offset(row_bytes, r, b), kQ8R8Unit);
+  const int64_t units = int64_t(row_bytes / s->unit);
+  for (int64_t p = 0; p < units; ++p)
+    std::memcpy(o + size_t(p) * s->unit, in + unit_offset(*s, row_bytes, r, p), s->unit);
 }
 
 }  // namespace edgeglm::kernels

@@ -4,11 +4,13 @@
 // with to_runtime_layout; every table computes every layout (tables without a kernel of their own
 // get the file form of each row from runtime_row), so forcing a lower ISA after load stays correct.
 //
-// Q8_0_R8 (DType::Q8_0_R8): Q8_0 rows in groups of 8 (rows % 8 == 0, blocks per row even). Group g
-// holds rows 8g..8g+7 in the bytes those rows occupy row-major, as pairs of blocks: pair p (blocks
-// 2p, 2p+1) of row i of the group sits at byte (8 * p + i) * 68 of the group. A decode step of
-// eight rows then reads the group as one sequential stream, where row-major rows are eight streams
-// (8-15% more bandwidth from DRAM on AMD Zen 5 and more with huge pages; docs/BENCHMARKS.md).
+// Each layout keeps rows in groups of G (rows % G == 0) and cuts every row into units of U bytes;
+// unit p of row i of a group sits at byte (G * p + i) * U of the group, which occupies the bytes
+// its rows occupy row-major. A decode step over the G rows then reads the group as one sequential
+// stream where row-major rows are G streams (from DRAM 15-30% faster on AMD Zen 5, more with huge
+// pages; docs/BENCHMARKS.md):
+//   Q8_0_R8 (DType::Q8_0_R8): Q8_0, G = 8, a unit is a pair of blocks (68 bytes; blocks per row even)
+//   F16_R4  (DType::F16_R4):  F16,  G = 4, a unit is 32 values (64 bytes; cols % 32 == 0)
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -17,8 +19,11 @@
 
 namespace edgeglm::kernels {
 
-constexpr int kQ8R8Rows = 8;     // rows per group
-constexpr int kQ8R8Unit = 68;    // bytes of one row's pair of blocks
+constexpr int kQ8R8Rows = 8;   // Q8_0_R8: rows per group
+constexpr int kQ8R8Unit = 68;  // Q8_0_R8: bytes of one row's pair of blocks
+constexpr int kF16R4Rows = 4;  // F16_R4: rows per group
+constexpr int kF16R4Unit = 64; // F16_R4: bytes of one row's 32 values
+constexpr int kLayoutRowsLcm = 8;  // every layout's group size divides this
 
 // Byte offset of block b of row r in a Q8_0_R8 matrix whose rows are row_bytes long. (Anonymous
 // namespace: ISA files share no inline symbols, docs/ARCHITECTURE.md.)
@@ -30,7 +35,7 @@ inline size_t q8r8_block_offset(size_t row_bytes, int64_t r, int64_t b) {
 }  // namespace
 
 bool is_runtime_layout(DType t);
-// The file format a layout rearranges (Q8_0 for Q8_0_R8); t itself for file formats.
+// The file format a layout rearranges (Q8_0 for Q8_0_R8, F16 for F16_R4); t itself for file formats.
 DType file_dtype(DType t);
 // The layout the active kernel table computes fastest for a (rows, cols) matrix of type t; t when
 // it prefers the file's (also in float-activation mode, and when EDGEGLM_WEIGHT_LAYOUT=file).

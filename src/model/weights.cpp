@@ -128,7 +128,8 @@ Status apply_runtime_layouts(Weights& w, const formats::ModelFile& file) {
     const uint8_t* src = static_cast<const uint8_t*>(v.data);
     const size_t rb = v.row_bytes();
     const int64_t rows = v.rows();
-    const int64_t slab = std::max<int64_t>(kernels::kQ8R8Rows, int64_t(kSlabBytes / rb) / kernels::kQ8R8Rows * kernels::kQ8R8Rows);
+    constexpr int64_t G = kernels::kLayoutRowsLcm;  // slabs of whole groups
+    const int64_t slab = std::max<int64_t>(G, int64_t(kSlabBytes / rb) / G * G);
     for (int64_t r = 0; r < rows; r += slab) {
       const int64_t n = std::min(slab, rows - r);
       kernels::to_runtime_layout(j.layout, src + size_t(r) * rb, dst + size_t(r) * rb, n, rb);

@@ -20,17 +20,20 @@ using namespace edgeglm;
 
 namespace {
 
-std::vector<uint8_t> q8_matrix(int64_t rows, int64_t cols, uint32_t seed) {
+std::vector<uint8_t> matrix(DType t, int64_t rows, int64_t cols, uint32_t seed) {
   std::mt19937 rng(seed);
   std::normal_distribution<float> nd(0.0f, 1.0f);
   std::vector<float> f(static_cast<size_t>(cols));
-  const size_t rb = dtype_row_bytes(DType::Q8_0, cols);
+  const size_t rb = dtype_row_bytes(t, cols);
   std::vector<uint8_t> out(rb * size_t(rows));
   for (int64_t r = 0; r < rows; ++r) {
     for (auto& v : f) v = nd(rng) * (1.0f + float(r % 5));
-    quant::quantize_row(DType::Q8_0, f.data(), out.data() + size_t(r) * rb, cols);
+    quant::quantize_row(t, f.data(), out.data() + size_t(r) * rb, cols);
   }
   return out;
+}
+std::vector<uint8_t> q8_matrix(int64_t rows, int64_t cols, uint32_t seed) {
+  return matrix(DType::Q8_0, rows, cols, seed);
 }
 
 std::vector<float> acts(int64_t n, uint32_t seed) {
@@ -41,11 +44,14 @@ std::vector<float> acts(int64_t n, uint32_t seed) {
   return x;
 }
 
-std::vector<uint8_t> relaid(const std::vector<uint8_t>& q8, int64_t rows, int64_t cols) {
-  std::vector<uint8_t> out(q8.size());
-  kernels::to_runtime_layout(DType::Q8_0_R8, q8.data(), out.data(), rows, dtype_row_bytes(DType::Q8_0, cols));
+std::vector<uint8_t> relaid(const std::vector<uint8_t>& m, int64_t rows, int64_t cols,
+                            DType layout = DType::Q8_0_R8) {
+  std::vector<uint8_t> out(m.size());
+  kernels::to_runtime_layout(layout, m.data(), out.data(), rows, dtype_row_bytes(kernels::file_dtype(layout), cols));
   return out;
 }
+
+constexpr DType kLayouts[] = {DType::Q8_0_R8, DType::F16_R4};
 
 struct IsaRestore {
   ~IsaRestore() { (void)kernels::force_isa(kernels::available_isas().back()->name); }
@@ -68,9 +74,27 @@ TEST(RuntimeLayout, Q8_0_R8InterleavesPairsAndEveryRowComesBack) {
   }
 }
 
+TEST(RuntimeLayout, F16_R4InterleavesUnitsOf32AndEveryRowComesBack) {
+  const int64_t rows = 12, cols = 96;
+  const size_t rb = dtype_row_bytes(DType::F16, cols);
+  const auto f16 = matrix(DType::F16, rows, cols, 6);
+  const auto r4 = relaid(f16, rows, cols, DType::F16_R4);
+  ASSERT_NE(f16, r4);
+  // Group 2, unit 1 (values 32..63) of its row 1 (row 9) sits at (4 * 1 + 1) * 64 bytes into it.
+  EXPECT_EQ(0, std::memcmp(r4.data() + 8 * rb + (4 * 1 + 1) * 64, f16.data() + 9 * rb + 64, 64));
+  std::vector<uint8_t> row(rb);
+  for (int64_t r = 0; r < rows; ++r) {
+    kernels::runtime_row(DType::F16_R4, r4.data(), rb, r, row.data());
+    EXPECT_EQ(0, std::memcmp(row.data(), f16.data() + size_t(r) * rb, rb)) << "row " << r;
+  }
+}
+
 TEST(RuntimeLayout, IsNeverAFileType) {
   EXPECT_FALSE(dtype_from_id(uint32_t(DType::Q8_0_R8)).ok());
   EXPECT_FALSE(dtype_from_name("q8_0_r8").ok());
+  EXPECT_FALSE(dtype_from_id(uint32_t(DType::F16_R4)).ok());
+  EXPECT_FALSE(dtype_from_name("f16_r4").ok());
+  EXPECT_EQ(kernels::file_dtype(DType::F16_R4), DType::F16);
   EXPECT_TRUE(kernels::is_runtime_layout(DType::Q8_0_R8));
   EXPECT_FALSE(kernels::is_runtime_layout(DType::Q8_0));
   EXPECT_EQ(kernels::file_dtype(DType::Q8_0_R8), DType::Q8_0);
@@ -79,28 +103,30 @@ TEST(RuntimeLayout, IsNeverAFileType) {
 
 // Every table, decode (1-4 tokens) and prefill (5+) shapes, 1 and 2 threads: y of the layout ==
 // y of the file format from the table that serves the layout (itself, or generic's row copy).
-TEST(RuntimeLayout, EveryIsaComputesQ8_0_R8ExactlyAsQ8_0) {
+TEST(RuntimeLayout, EveryIsaComputesEachLayoutExactlyAsItsFileFormat) {
   IsaRestore restore;
-  const int64_t rows = 56, cols = 320;  // 7 groups, 5 pairs per row
-  const auto q8 = q8_matrix(rows, cols, 2);
-  auto r8 = relaid(q8, rows, cols);
-  auto q8w = q8;
-  const TensorView vq = TensorView::make(DType::Q8_0, q8w.data(), cols, rows);
-  const TensorView vr = TensorView::make(DType::Q8_0_R8, r8.data(), cols, rows);
-  for (const kernels::KernelTable* isa : kernels::available_isas()) {
-    const kernels::ResolvedFormat served = kernels::resolve_format(*isa, DType::Q8_0_R8);
-    ASSERT_NE(served.k.q, nullptr) << isa->name;
-    for (int threads : {1, 2}) {
-      ThreadPool pool(threads);
-      for (int64_t n_tok : {1, 2, 4, 5, 9, 33}) {
-        const auto x = acts(cols * n_tok, uint32_t(10 + n_tok));
-        std::vector<float> yq(size_t(rows * n_tok)), yr(yq.size());
-        ASSERT_TRUE(kernels::force_isa(served.isa).is_ok());
-        kernels::matmul(vq, x.data(), n_tok, yq.data(), pool);
-        ASSERT_TRUE(kernels::force_isa(isa->name).is_ok());
-        kernels::matmul(vr, x.data(), n_tok, yr.data(), pool);
-        EXPECT_EQ(yq, yr) << isa->name << " (served by " << served.isa << ") n_tok " << n_tok << " threads "
-                          << threads;
+  const int64_t rows = 56, cols = 320;  // 7 groups of 8 (14 of 4), 5 Q8_0 pairs / 10 F16 units per row
+  for (DType layout : kLayouts) {
+    const DType file = kernels::file_dtype(layout);
+    auto plain = matrix(file, rows, cols, 2);
+    auto lay = relaid(plain, rows, cols, layout);
+    const TensorView vp = TensorView::make(file, plain.data(), cols, rows);
+    const TensorView vl = TensorView::make(layout, lay.data(), cols, rows);
+    for (const kernels::KernelTable* isa : kernels::available_isas()) {
+      const kernels::ResolvedFormat served = kernels::resolve_format(*isa, layout);
+      ASSERT_TRUE(served.k.q || served.k.f) << isa->name << " " << dtype_name(layout);
+      for (int threads : {1, 2}) {
+        ThreadPool pool(threads);
+        for (int64_t n_tok : {1, 2, 4, 5, 9, 33}) {
+          const auto x = acts(cols * n_tok, uint32_t(10 + n_tok));
+          std::vector<float> yp(size_t(rows * n_tok)), yl(yp.size());
+          ASSERT_TRUE(kernels::force_isa(served.isa).is_ok());
+          kernels::matmul(vp, x.data(), n_tok, yp.data(), pool);
+          ASSERT_TRUE(kernels::force_isa(isa->name).is_ok());
+          kernels::matmul(vl, x.data(), n_tok, yl.data(), pool);
+          EXPECT_EQ(yp, yl) << dtype_name(layout) << " on " << isa->name << " (served by " << served.isa
+                            << ") n_tok " << n_tok << " threads " << threads;
+        }
       }
     }
   }
@@ -138,6 +164,39 @@ TEST(RuntimeLayout, RowRangesThatCutGroupsAreExact) {
   }
 }
 
+TEST(RuntimeLayout, F16_R4RowRangesThatCutGroupsAreExact) {
+  IsaRestore restore;
+  const int64_t rows = 20, cols = 96;
+  const size_t rb = dtype_row_bytes(DType::F16, cols);
+  const auto f16 = matrix(DType::F16, rows, cols, 7);
+  const auto r4 = relaid(f16, rows, cols, DType::F16_R4);
+  for (const kernels::KernelTable* isa : kernels::available_isas()) {
+    const kernels::ResolvedFormat served = kernels::resolve_format(*isa, DType::F16_R4);
+    const kernels::GemmF file_kernel = kernels::resolve_format(
+        std::string(served.isa) == "generic" ? *kernels::available_isas().front() : *isa, DType::F16).k.f;
+    for (int64_t n_tok : {1, 2, 7}) {
+      const auto x = acts(cols * n_tok, 21);
+      for (auto [r0, r1] : {std::pair<int64_t, int64_t>{1, 18}, {4, 8}, {5, 7}, {0, 20}, {17, 20}}) {
+        std::vector<float> yf(size_t(rows * n_tok), -1.0f), yl(yf.size(), -1.0f);
+        file_kernel(DType::F16, f16.data(), rb, x.data(), cols, n_tok, yf.data(), rows, r0, r1);
+        served.k.f(DType::F16_R4, r4.data(), rb, x.data(), cols, n_tok, yl.data(), rows, r0, r1);
+        EXPECT_EQ(yf, yl) << isa->name << " rows " << r0 << ".." << r1 << " n_tok " << n_tok;
+        for (int64_t r = 0; r < rows; ++r)
+          if (r < r0 || r >= r1) EXPECT_EQ(yl[size_t(r)], -1.0f) << "row " << r << " is outside the range";
+      }
+    }
+  }
+  // The embedding lookup of a tied F16 output reads it too.
+  const TensorView vf = TensorView::make(DType::F16, const_cast<uint8_t*>(f16.data()), cols, rows);
+  const TensorView vl = TensorView::make(DType::F16_R4, const_cast<uint8_t*>(r4.data()), cols, rows);
+  std::vector<float> a(static_cast<size_t>(cols)), b(static_cast<size_t>(cols));
+  for (int64_t r = 0; r < rows; ++r) {
+    kernels::get_row(vf, r, a.data());
+    kernels::get_row(vl, r, b.data());
+    EXPECT_EQ(a, b) << "row " << r;
+  }
+}
+
 TEST(RuntimeLayout, GetRowAndFloatActivationsReadTheLayout) {
   const int64_t rows = 16, cols = 64;
   auto q8 = q8_matrix(rows, cols, 4);
@@ -167,6 +226,9 @@ TEST(RuntimeLayout, ChosenOnlyWhereATableHasAKernelForIt) {
   EXPECT_EQ(kernels::preferred_layout(DType::Q8_0, 60, 128), DType::Q8_0);  // rows not in groups of 8
   EXPECT_EQ(kernels::preferred_layout(DType::Q8_0, 64, 96), DType::Q8_0);   // odd number of blocks
   EXPECT_EQ(kernels::preferred_layout(DType::Q4_0, 64, 128), DType::Q4_0);
+  EXPECT_EQ(kernels::preferred_layout(DType::F16, 64, 128), own ? DType::F16_R4 : DType::F16);
+  EXPECT_EQ(kernels::preferred_layout(DType::F16, 66, 128), DType::F16);  // rows not in groups of 4
+  EXPECT_EQ(kernels::preferred_layout(DType::F16, 64, 48), DType::F16);   // not whole units of 32
   kernels::set_float_activations(true);
   EXPECT_EQ(kernels::preferred_layout(DType::Q8_0, 64, 128), DType::Q8_0);
   kernels::set_float_activations(false);
@@ -175,4 +237,5 @@ TEST(RuntimeLayout, ChosenOnlyWhereATableHasAKernelForIt) {
   unsetenv("EDGEGLM_WEIGHT_LAYOUT");
   ASSERT_TRUE(kernels::force_isa("generic").is_ok());
   EXPECT_EQ(kernels::preferred_layout(DType::Q8_0, 64, 128), DType::Q8_0);
+  EXPECT_EQ(kernels::preferred_layout(DType::F16, 64, 128), DType::F16);
 }

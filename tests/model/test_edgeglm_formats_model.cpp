@@ -194,42 +194,48 @@ TEST(EdgeglmFormatsModel, RandomLlamaInEveryFormatStaysCloseToF32) {
     EXPECT_LT(kl_acts[t], 0.2 * kl[t]) << dtype_name(t);
 }
 
-// Run-time weight layouts (kernels/layout.h) change where the bytes are, never the result: a Q8_0
-// model gives bit-identical logits, prefill and decode, with the layout the active table prefers
-// and with EDGEGLM_WEIGHT_LAYOUT=file (the zero-copy file views).
+// Run-time weight layouts (kernels/layout.h) change where the bytes are, never the result: Q8_0
+// and F16 models give bit-identical logits, prefill and decode, with the layouts the active table
+// prefers and with EDGEGLM_WEIGHT_LAYOUT=file (the zero-copy file views).
 TEST(EdgeglmFormatsModel, RuntimeWeightLayoutGivesTheSameLogits) {
   const std::string src = write_random_llama("layout_f32.gguf");
-  const std::string q8 = test::temp_path("layout_q8_0.gguf");
-  ASSERT_EQ(convert_to(src, q8, DType::Q8_0), 2 * 7 + 2);
   const std::vector<int32_t> ids = {1, 17, 250, 3, 99, 42, 7, 180};
   struct Run {
     std::vector<float> prompt_last;
     std::vector<int32_t> greedy;
     DType wq, output;
   };
-  auto run = [&](bool file_layout) {
-    if (file_layout) setenv("EDGEGLM_WEIGHT_LAYOUT", "file", 1);
-    auto m = model::Model::load(q8);
-    unsetenv("EDGEGLM_WEIGHT_LAYOUT");
-    EXPECT_TRUE(m.ok()) << m.status().message();
-    Run r{};
-    if (!m.ok()) return r;
-    ThreadPool pool(2);
-    auto ctx = test::decode_prompt(**m, ids, pool);
-    if (!ctx) return r;
-    r.prompt_last.assign(ctx->logits(int64_t(ids.size()) - 1), ctx->logits(int64_t(ids.size()) - 1) + ctx->n_vocab());
-    r.greedy = test::greedy_continuation(*ctx, int64_t(ids.size()), 12);
-    r.wq = (*m)->weights().layers[0].wq.dtype;
-    r.output = (*m)->weights().output.dtype;
-    return r;
-  };
-  const Run file = run(true), relaid = run(false);
-  EXPECT_EQ(file.wq, DType::Q8_0);
-  const DType want = kernels::preferred_layout(DType::Q8_0, 256, 256);
-  EXPECT_EQ(relaid.wq, want);
-  EXPECT_EQ(relaid.output, DType::Q8_0);  // 300 rows: not in groups of 8, left as in the file
-  ASSERT_FALSE(file.prompt_last.empty());
-  EXPECT_EQ(file.prompt_last, relaid.prompt_last);
-  EXPECT_EQ(file.greedy, relaid.greedy);
-  if (want == DType::Q8_0) GTEST_SKIP() << "the active kernel table keeps Q8_0 as in the file";
+  bool any_layout = false;
+  for (DType t : {DType::Q8_0, DType::F16}) {
+    const std::string path = test::temp_path(std::string("layout_") + dtype_name(t) + ".gguf");
+    ASSERT_EQ(convert_to(src, path, t), 2 * 7 + 2);
+    auto run = [&](bool file_layout) {
+      if (file_layout) setenv("EDGEGLM_WEIGHT_LAYOUT", "file", 1);
+      auto m = model::Model::load(path);
+      unsetenv("EDGEGLM_WEIGHT_LAYOUT");
+      EXPECT_TRUE(m.ok()) << m.status().message();
+      Run r{};
+      if (!m.ok()) return r;
+      ThreadPool pool(2);
+      auto ctx = test::decode_prompt(**m, ids, pool);
+      if (!ctx) return r;
+      const float* last = ctx->logits(int64_t(ids.size()) - 1);
+      r.prompt_last.assign(last, last + ctx->n_vocab());
+      r.greedy = test::greedy_continuation(*ctx, int64_t(ids.size()), 12);
+      r.wq = (*m)->weights().layers[0].wq.dtype;
+      r.output = (*m)->weights().output.dtype;
+      return r;
+    };
+    const Run file = run(true), relaid = run(false);
+    EXPECT_EQ(file.wq, t);
+    EXPECT_EQ(file.output, t);
+    EXPECT_EQ(relaid.wq, kernels::preferred_layout(t, 256, 256)) << dtype_name(t);
+    // 300 rows: whole groups of 4 (F16_R4) but not of 8 (Q8_0_R8 leaves it as in the file).
+    EXPECT_EQ(relaid.output, kernels::preferred_layout(t, 300, 256)) << dtype_name(t);
+    any_layout = any_layout || relaid.wq != t;
+    ASSERT_FALSE(file.prompt_last.empty());
+    EXPECT_EQ(file.prompt_last, relaid.prompt_last) << dtype_name(t);
+    EXPECT_EQ(file.greedy, relaid.greedy) << dtype_name(t);
+  }
+  if (!any_layout) GTEST_SKIP() << "the active kernel table keeps every format as in the file";
 }

@@ -10,6 +10,7 @@
 
 #include "core/dtype.h"
 #include "kernels/layout.h"
+#include "kernels/layout.h"
 #include "kernels/x86/qgemm_avx512.h"
 #include "quant/quant.h"
 
@@ -54,8 +55,10 @@ inline void prefetch_step(const uint8_t* row, int64_t k, int64_t pf) {
   if (kElem == 4 || (k & 31) == 0) _mm_prefetch(reinterpret_cast<const char*>(row + k * kElem + pf), _MM_HINT_T0);
 }
 
-// Rows w, w + row_bytes, ... (R of them, outputs r.. r + R) x tokens [t0, t0 + TT).
-template <DType T, int R, int TT>
+// Rows w, w + row_bytes, ... (R of them, outputs r.. r + R) x tokens [t0, t0 + TT). kRelaid: the
+// R rows are a group of F16_R4 (kernels/layout.h) at w, 32 values of each row in turn, read as one
+// sequential stream (n % 32 == 0).
+template <DType T, int R, int TT, bool kRelaid = false>
 void tile_f(const uint8_t* w, size_t row_bytes, const float* x, int64_t n, int64_t t0, float* y,
             int64_t ldy, int64_t r) {
   [[maybe_unused]] const int64_t pf = decode_prefetch_distance(row_bytes, R);
@@ -70,15 +73,21 @@ void tile_f(const uint8_t* w, size_t row_bytes, const float* x, int64_t n, int64
   for (; k + 16 <= n; k += 16) {
     __m512 wv[R];
     for (int i = 0; i < R; ++i) {
-      if constexpr (TT <= 2) prefetch_step<T>(rows[i], k, pf);
-      wv[i] = load_w<T>(rows[i], k, 0xFFFF);
+      if constexpr (kRelaid) {
+        const uint8_t* unit = w + (k >> 5) * (kF16R4Unit * R) + i * kF16R4Unit;
+        if (TT <= 2 && (k & 31) == 0) _mm_prefetch(reinterpret_cast<const char*>(unit + kPrefetchSequential), _MM_HINT_T0);
+        wv[i] = load_w<T>(unit, k & 31, 0xFFFF);
+      } else {
+        if constexpr (TT <= 2) prefetch_step<T>(rows[i], k, pf);
+        wv[i] = load_w<T>(rows[i], k, 0xFFFF);
+      }
     }
     for (int t = 0; t < TT; ++t) {
       const __m512 xv = _mm512_loadu_ps(xs[t] + k);
       for (int i = 0; i < R; ++i) acc[i][t] = _mm512_fmadd_ps(wv[i], xv, acc[i][t]);
     }
   }
-  if (k < n) {
+  if (!kRelaid && k < n) {
     const __mmask16 m = first_lanes(n - k);
     __m512 wv[R];
     for (int i = 0; i < R; ++i) wv[i] = load_w<T>(rows[i], k, m);
@@ -91,17 +100,17 @@ void tile_f(const uint8_t* w, size_t row_bytes, const float* x, int64_t n, int64
     for (int i = 0; i < R; ++i) y[(t0 + t) * ldy + r + i] = _mm512_reduce_add_ps(acc[i][t]);
 }
 
-template <DType T, int R>
+template <DType T, int R, bool kRelaid = false>
 void rows_f(const uint8_t* w, size_t row_bytes, const float* x, int64_t n, int64_t n_tok, float* y,
             int64_t ldy, int64_t r) {
   int64_t t0 = 0;
-  for (; t0 + 6 <= n_tok; t0 += 6) tile_f<T, R, 6>(w, row_bytes, x, n, t0, y, ldy, r);
+  for (; t0 + 6 <= n_tok; t0 += 6) tile_f<T, R, 6, kRelaid>(w, row_bytes, x, n, t0, y, ldy, r);
   switch (n_tok - t0) {
-    case 1: return tile_f<T, R, 1>(w, row_bytes, x, n, t0, y, ldy, r);
-    case 2: return tile_f<T, R, 2>(w, row_bytes, x, n, t0, y, ldy, r);
-    case 3: return tile_f<T, R, 3>(w, row_bytes, x, n, t0, y, ldy, r);
-    case 4: return tile_f<T, R, 4>(w, row_bytes, x, n, t0, y, ldy, r);
-    case 5: return tile_f<T, R, 5>(w, row_bytes, x, n, t0, y, ldy, r);
+    case 1: return tile_f<T, R, 1, kRelaid>(w, row_bytes, x, n, t0, y, ldy, r);
+    case 2: return tile_f<T, R, 2, kRelaid>(w, row_bytes, x, n, t0, y, ldy, r);
+    case 3: return tile_f<T, R, 3, kRelaid>(w, row_bytes, x, n, t0, y, ldy, r);
+    case 4: return tile_f<T, R, 4, kRelaid>(w, row_bytes, x, n, t0, y, ldy, r);
+    case 5: return tile_f<T, R, 5, kRelaid>(w, row_bytes, x, n, t0, y, ldy, r);
     default: return;
   }
 }
@@ -113,6 +122,26 @@ void gemm_float(const void* w, size_t row_bytes, const float* x, int64_t n, int6
   int64_t r = r0;
   for (; r + kRows <= r1; r += kRows) rows_f<T, kRows>(wb + size_t(r) * row_bytes, row_bytes, x, n, n_tok, y, ldy, r);
   for (; r < r1; ++r) rows_f<T, 1>(wb + size_t(r) * row_bytes, row_bytes, x, n, n_tok, y, ldy, r);
+}
+
+// F16_R4 (kernels/layout.h): whole groups of kRows in the layout; rows outside them (a range that
+// cuts a group) one by one from their file form.
+static_assert(kRows == kF16R4Rows);
+void gemm_f16_r4(const void* w, size_t row_bytes, const float* x, int64_t n, int64_t n_tok, float* y,
+                 int64_t ldy, int64_t r0, int64_t r1) {
+  thread_local std::vector<uint8_t> file_row;
+  if (file_row.size() < row_bytes) file_row.resize(row_bytes);
+  auto singles = [&](int64_t a, int64_t b) {
+    for (int64_t r = a; r < b; ++r) {
+      runtime_row(DType::F16_R4, w, row_bytes, r, file_row.data());
+      rows_f<DType::F16, 1>(file_row.data(), row_bytes, x, n, n_tok, y, ldy, r);
+    }
+  };
+  const int64_t g0 = std::min(r1, (r0 + kRows - 1) / kRows * kRows), g1 = std::max(g0, r1 / kRows * kRows);
+  singles(r0, g0);
+  const uint8_t* wb = static_cast<const uint8_t*>(w);
+  for (int64_t r = g0; r < g1; r += kRows) rows_f<DType::F16, kRows, true>(wb + size_t(r) * row_bytes, row_bytes, x, n, n_tok, y, ldy, r);
+  singles(g1, r1);
 }
 
 // Any other format (float-activation mode, or one without an integer kernel): rows decoded with
@@ -164,6 +193,7 @@ FormatKernels format(DType t) {
     case DType::U4_G128: return {gemm_q<DType::U4_G128>, nullptr};
     case DType::F32:
     case DType::F16:
+    case DType::F16_R4:
     case DType::BF16: return {nullptr, gemm_f};
     default: return {};
   }
@@ -177,6 +207,7 @@ void gemm_f(DType t, const void* w, size_t row_bytes, const float* x, int64_t n_
     case DType::F32: return gemm_float<DType::F32>(w, row_bytes, x, n_in, n_tok, y, ldy, r0, r1);
     case DType::F16: return gemm_float<DType::F16>(w, row_bytes, x, n_in, n_tok, y, ldy, r0, r1);
     case DType::BF16: return gemm_float<DType::BF16>(w, row_bytes, x, n_in, n_tok, y, ldy, r0, r1);
+    case DType::F16_R4: return gemm_f16_r4(w, row_bytes, x, n_in, n_tok, y, ldy, r0, r1);
     default: return gemm_dequant(t, w, row_bytes, x, n_in, n_tok, y, ldy, r0, r1);
   }
 }
