@@ -29,6 +29,8 @@ constexpr DTypeTraits kTraits[] = {
     // Run-time layouts: the bytes of their file format, rearranged (kernels/layout.h).
     {DType::Q8_0_R8, "q8_0_r8", 32, 34, true, 0, true},
     {DType::F16_R4, "f16_r4", 1, 2, false, 0, true},
+    {DType::Q4_0_R8, "q4_0_r8", 32, 18, true, 0, true},
+    {DType::Q4_1_R8, "q4_1_r8", 32, 20, true, 0, true},
 };
 
 }  // namespace

@@ -42,6 +42,8 @@ enum class DType : uint32_t {
   // kernels. Never read from or written to a file: dtype_from_id / dtype_from_name refuse them.
   Q8_0_R8 = 4096,  // "q8_0_r8": Q8_0 blocks, rows interleaved in groups of 8
   F16_R4 = 4097,   // "f16_r4":  F16, rows interleaved in groups of 4
+  Q4_0_R8 = 4098,  // "q4_0_r8": Q4_0 blocks, rows interleaved in groups of 8
+  Q4_1_R8 = 4099,  // "q4_1_r8": Q4_1 blocks, rows interleaved in groups of 8
 };
 
 struct DTypeTraits {

@@ -24,6 +24,8 @@ struct Spec {
 constexpr Spec kSpecs[] = {
     {DType::Q8_0_R8, DType::Q8_0, kQ8R8Rows, kQ8R8Unit, 64},
     {DType::F16_R4, DType::F16, kF16R4Rows, kF16R4Unit, 32},
+    {DType::Q4_0_R8, DType::Q4_0, kQ4R8Rows, 4 * 18, 128},
+    {DType::Q4_1_R8, DType::Q4_1, kQ4R8Rows, 4 * 20, 128},
 };
 
 const Spec* spec_of(DType layout) {

@@ -11,6 +11,7 @@
 // pages; docs/BENCHMARKS.md):
 //   Q8_0_R8 (DType::Q8_0_R8): Q8_0, G = 8, a unit is a pair of blocks (68 bytes; blocks per row even)
 //   F16_R4  (DType::F16_R4):  F16,  G = 4, a unit is 32 values (64 bytes; cols % 32 == 0)
+//   Q4_0_R8 / Q4_1_R8:        Q4_0 / Q4_1, G = 8, a unit is 4 blocks (72 / 80 bytes; cols % 128 == 0)
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -23,6 +24,7 @@ constexpr int kQ8R8Rows = 8;   // Q8_0_R8: rows per group
 constexpr int kQ8R8Unit = 68;  // Q8_0_R8: bytes of one row's pair of blocks
 constexpr int kF16R4Rows = 4;  // F16_R4: rows per group
 constexpr int kF16R4Unit = 64; // F16_R4: bytes of one row's 32 values
+constexpr int kQ4R8Rows = 8;   // Q4_0_R8 / Q4_1_R8: rows per group (a unit is 4 blocks)
 constexpr int kLayoutRowsLcm = 8;  // every layout's group size divides this
 
 // Byte offset of block b of row r in a Q8_0_R8 matrix whose rows are row_bytes long. (Anonymous
@@ -35,7 +37,7 @@ inline size_t q8r8_block_offset(size_t row_bytes, int64_t r, int64_t b) {
 }  // namespace
 
 bool is_runtime_layout(DType t);
-// The file format a layout rearranges (Q8_0 for Q8_0_R8, F16 for F16_R4); t itself for file formats.
+// The file format a layout rearranges (Q8_0 for Q8_0_R8, ...); t itself for file formats.
 DType file_dtype(DType t);
 // The layout the active kernel table computes fastest for a (rows, cols) matrix of type t; t when
 // it prefers the file's (also in float-activation mode, and when EDGEGLM_WEIGHT_LAYOUT=file).

@@ -51,7 +51,8 @@ std::vector<uint8_t> relaid(const std::vector<uint8_t>& m, int64_t rows, int64_t
   return out;
 }
 
-constexpr DType kLayouts[] = {DType::Q8_0_R8, DType::F16_R4};
+constexpr DType kLayouts[] = {DType::Q8_0_R8, DType::F16_R4, DType::Q4_0_R8, DType::Q4_1_R8};
+constexpr DType kIntLayouts[] = {DType::Q8_0_R8, DType::Q4_0_R8, DType::Q4_1_R8};
 
 struct IsaRestore {
   ~IsaRestore() { (void)kernels::force_isa(kernels::available_isas().back()->name); }
@@ -105,7 +106,7 @@ TEST(RuntimeLayout, IsNeverAFileType) {
 // y of the file format from the table that serves the layout (itself, or generic's row copy).
 TEST(RuntimeLayout, EveryIsaComputesEachLayoutExactlyAsItsFileFormat) {
   IsaRestore restore;
-  const int64_t rows = 56, cols = 320;  // 7 groups of 8 (14 of 4), 5 Q8_0 pairs / 10 F16 units per row
+  const int64_t rows = 56, cols = 384;  // 7 groups of 8 (14 of 4); 6 Q8_0 / 3 Q4_x / 12 F16 units a row
   for (DType layout : kLayouts) {
     const DType file = kernels::file_dtype(layout);
     auto plain = matrix(file, rows, cols, 2);
@@ -135,30 +136,32 @@ TEST(RuntimeLayout, EveryIsaComputesEachLayoutExactlyAsItsFileFormat) {
 // Row ranges that start and end inside a group (the kernels' contract allows any r0, r1).
 TEST(RuntimeLayout, RowRangesThatCutGroupsAreExact) {
   IsaRestore restore;
-  const int64_t rows = 40, cols = 128;
-  const size_t rb = dtype_row_bytes(DType::Q8_0, cols);
-  const auto q8 = q8_matrix(rows, cols, 3);
-  const auto r8 = relaid(q8, rows, cols);
-  for (const kernels::KernelTable* isa : kernels::available_isas()) {
-    const kernels::ResolvedFormat served = kernels::resolve_format(*isa, DType::Q8_0_R8);
-    const kernels::ResolvedFormat plain = kernels::resolve_format(*kernels::available_isas().front(), DType::Q8_0);
-    const kernels::GemmQ file_kernel = std::string(served.isa) == "generic"
-                                           ? plain.k.q
-                                           : kernels::resolve_format(*isa, DType::Q8_0).k.q;
-    for (int64_t n_tok : {1, 3, 7}) {
-      std::vector<uint64_t> mem(kernels::qacts_bytes(cols, n_tok) / 8 + 16);
-      void* p = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(mem.data()) + 63) & ~uintptr_t(63));
-      const kernels::QActs a = kernels::qacts_view(p, cols, n_tok);
-      const auto x = acts(cols * n_tok, 20);
-      for (int64_t t = 0; t < n_tok; ++t)
-        kernels::quantize_acts_ref(x.data() + t * cols, cols, a.q + t * cols, a.d + t * a.nb(), a.s + t * a.nb());
-      for (auto [r0, r1] : {std::pair<int64_t, int64_t>{3, 29}, {8, 16}, {9, 14}, {0, 40}, {33, 40}}) {
-        std::vector<float> yq(size_t(rows * n_tok), -1.0f), yr(yq.size(), -1.0f);
-        file_kernel(q8.data(), rb, a, yq.data(), rows, r0, r1);
-        served.k.q(r8.data(), rb, a, yr.data(), rows, r0, r1);
-        EXPECT_EQ(yq, yr) << isa->name << " rows " << r0 << ".." << r1 << " n_tok " << n_tok;
-        for (int64_t r = 0; r < rows; ++r)
-          if (r < r0 || r >= r1) EXPECT_EQ(yr[size_t(r)], -1.0f) << "row " << r << " is outside the range";
+  const int64_t rows = 40, cols = 256;
+  for (DType layout : kIntLayouts) {
+    const DType file = kernels::file_dtype(layout);
+    const size_t rb = dtype_row_bytes(file, cols);
+    const auto plain = matrix(file, rows, cols, 3);
+    const auto lay = relaid(plain, rows, cols, layout);
+    for (const kernels::KernelTable* isa : kernels::available_isas()) {
+      const kernels::ResolvedFormat served = kernels::resolve_format(*isa, layout);
+      const kernels::GemmQ file_kernel = kernels::resolve_format(
+          std::string(served.isa) == "generic" ? *kernels::available_isas().front() : *isa, file).k.q;
+      for (int64_t n_tok : {1, 3, 7}) {
+        std::vector<uint64_t> mem(kernels::qacts_bytes(cols, n_tok) / 8 + 16);
+        void* p = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(mem.data()) + 63) & ~uintptr_t(63));
+        const kernels::QActs a = kernels::qacts_view(p, cols, n_tok);
+        const auto x = acts(cols * n_tok, 20);
+        for (int64_t t = 0; t < n_tok; ++t)
+          kernels::quantize_acts_ref(x.data() + t * cols, cols, a.q + t * cols, a.d + t * a.nb(), a.s + t * a.nb());
+        for (auto [r0, r1] : {std::pair<int64_t, int64_t>{3, 29}, {8, 16}, {9, 14}, {0, 40}, {33, 40}}) {
+          std::vector<float> yq(size_t(rows * n_tok), -1.0f), yr(yq.size(), -1.0f);
+          file_kernel(plain.data(), rb, a, yq.data(), rows, r0, r1);
+          served.k.q(lay.data(), rb, a, yr.data(), rows, r0, r1);
+          EXPECT_EQ(yq, yr) << dtype_name(layout) << " on " << isa->name << " rows " << r0 << ".." << r1
+                            << " n_tok " << n_tok;
+          for (int64_t r = 0; r < rows; ++r)
+            if (r < r0 || r >= r1) EXPECT_EQ(yr[size_t(r)], -1.0f) << "row " << r << " is outside the range";
+        }
       }
     }
   }
@@ -225,7 +228,10 @@ TEST(RuntimeLayout, ChosenOnlyWhereATableHasAKernelForIt) {
   EXPECT_EQ(kernels::preferred_layout(DType::Q8_0, 64, 128), own ? DType::Q8_0_R8 : DType::Q8_0);
   EXPECT_EQ(kernels::preferred_layout(DType::Q8_0, 60, 128), DType::Q8_0);  // rows not in groups of 8
   EXPECT_EQ(kernels::preferred_layout(DType::Q8_0, 64, 96), DType::Q8_0);   // odd number of blocks
-  EXPECT_EQ(kernels::preferred_layout(DType::Q4_0, 64, 128), DType::Q4_0);
+  EXPECT_EQ(kernels::preferred_layout(DType::Q4_0, 64, 128), own ? DType::Q4_0_R8 : DType::Q4_0);
+  EXPECT_EQ(kernels::preferred_layout(DType::Q4_1, 64, 256), own ? DType::Q4_1_R8 : DType::Q4_1);
+  EXPECT_EQ(kernels::preferred_layout(DType::Q4_0, 64, 96), DType::Q4_0);  // not whole units of 4 blocks
+  EXPECT_EQ(kernels::preferred_layout(DType::Q5_0, 64, 128), DType::Q5_0);  // no layout
   EXPECT_EQ(kernels::preferred_layout(DType::F16, 64, 128), own ? DType::F16_R4 : DType::F16);
   EXPECT_EQ(kernels::preferred_layout(DType::F16, 66, 128), DType::F16);  // rows not in groups of 4
   EXPECT_EQ(kernels::preferred_layout(DType::F16, 64, 48), DType::F16);   // not whole units of 32

@@ -194,8 +194,8 @@ TEST(EdgeglmFormatsModel, RandomLlamaInEveryFormatStaysCloseToF32) {
     EXPECT_LT(kl_acts[t], 0.2 * kl[t]) << dtype_name(t);
 }
 
-// Run-time weight layouts (kernels/layout.h) change where the bytes are, never the result: Q8_0
-// and F16 models give bit-identical logits, prefill and decode, with the layouts the active table
+// Run-time weight layouts (kernels/layout.h) change where the bytes are, never the result: Q8_0,
+// F16, Q4_0 and Q4_1 models give bit-identical logits, prefill and decode, with the layouts the active table
 // prefers and with EDGEGLM_WEIGHT_LAYOUT=file (the zero-copy file views).
 TEST(EdgeglmFormatsModel, RuntimeWeightLayoutGivesTheSameLogits) {
   const std::string src = write_random_llama("layout_f32.gguf");
@@ -206,7 +206,7 @@ TEST(EdgeglmFormatsModel, RuntimeWeightLayoutGivesTheSameLogits) {
     DType wq, output;
   };
   bool any_layout = false;
-  for (DType t : {DType::Q8_0, DType::F16}) {
+  for (DType t : {DType::Q8_0, DType::F16, DType::Q4_0, DType::Q4_1}) {
     const std::string path = test::temp_path(std::string("layout_") + dtype_name(t) + ".gguf");
     ASSERT_EQ(convert_to(src, path, t), 2 * 7 + 2);
     auto run = [&](bool file_layout) {
@@ -230,7 +230,7 @@ TEST(EdgeglmFormatsModel, RuntimeWeightLayoutGivesTheSameLogits) {
     EXPECT_EQ(file.wq, t);
     EXPECT_EQ(file.output, t);
     EXPECT_EQ(relaid.wq, kernels::preferred_layout(t, 256, 256)) << dtype_name(t);
-    // 300 rows: whole groups of 4 (F16_R4) but not of 8 (Q8_0_R8 leaves it as in the file).
+    // 300 rows: whole groups of 4 (F16_R4) but not of 8 (the 8-row layouts leave it as in the file).
     EXPECT_EQ(relaid.output, kernels::preferred_layout(t, 300, 256)) << dtype_name(t);
     any_layout = any_layout || relaid.wq != t;
     ASSERT_FALSE(file.prompt_last.empty());

@@ -211,14 +211,15 @@ void gemm_rows(const void* w, size_t row_bytes, const QActs& a, float* y, int64_
 
 // Run-time layouts (layout.h): each row copied back to its file form first. The definition of
 // what a layout's own kernels must compute, and the path of tables without one.
-void gemm_q8_0_r8(const void* w, size_t row_bytes, const QActs& a, float* y, int64_t ldy, int64_t r0,
-                  int64_t r1) {
+template <DType kLayout, RowFn kRow>
+void gemm_relaid(const void* w, size_t row_bytes, const QActs& a, float* y, int64_t ldy, int64_t r0,
+                 int64_t r1) {
   thread_local std::vector<uint8_t> row;
   if (row.size() < row_bytes) row.resize(row_bytes);
   for (int64_t r = r0; r < r1; ++r) {
-    runtime_row(DType::Q8_0_R8, w, row_bytes, r, row.data());
+    runtime_row(kLayout, w, row_bytes, r, row.data());
     for (int64_t t = 0; t < a.n_tok; ++t)
-      y[t * ldy + r] = row_q8_0(row.data(), a.row_q(t), a.row_d(t), a.row_s(t), a.nb());
+      y[t * ldy + r] = kRow(row.data(), a.row_q(t), a.row_d(t), a.row_s(t), a.nb());
   }
 }
 
@@ -235,7 +236,9 @@ FormatKernels format(DType t) {
     case DType::Q5_0: return {gemm_rows<row_nibbles<BlockQ5_0, 16>>, nullptr};
     case DType::Q5_1: return {gemm_rows<row_nibbles<BlockQ5_1, 0>>, nullptr};
     case DType::Q8_0: return {gemm_rows<row_q8_0>, nullptr};
-    case DType::Q8_0_R8: return {gemm_q8_0_r8, nullptr};
+    case DType::Q8_0_R8: return {gemm_relaid<DType::Q8_0_R8, row_q8_0>, nullptr};
+    case DType::Q4_0_R8: return {gemm_relaid<DType::Q4_0_R8, row_nibbles<BlockQ4_0, 8>>, nullptr};
+    case DType::Q4_1_R8: return {gemm_relaid<DType::Q4_1_R8, row_nibbles<BlockQ4_1, 0>>, nullptr};
     case DType::Q4_K: return {gemm_rows<row_q45_k<false>>, nullptr};
     case DType::Q5_K: return {gemm_rows<row_q45_k<true>>, nullptr};
     case DType::Q6_K: return {gemm_rows<row_q6_k>, nullptr};

@@ -182,6 +182,8 @@ FormatKernels format(DType t) {
     case DType::Q5_1: return {gemm_q<DType::Q5_1>, nullptr};
     case DType::Q8_0: return {gemm_q<DType::Q8_0>, nullptr};
     case DType::Q8_0_R8: return {gemm_q<DType::Q8_0_R8>, nullptr};
+    case DType::Q4_0_R8: return {gemm_q<DType::Q4_0_R8>, nullptr};
+    case DType::Q4_1_R8: return {gemm_q<DType::Q4_1_R8>, nullptr};
     case DType::Q4_K: return {gemm_q<DType::Q4_K>, nullptr};
     case DType::Q5_K: return {gemm_q<DType::Q5_K>, nullptr};
     case DType::Q6_K: return {gemm_q<DType::Q6_K>, nullptr};

@@ -241,7 +241,9 @@ inline __m512i four_block_idx() {
   return _mm512_load_si512(ix);
 }
 
-template <bool kMin, int R>
+// kRelaid: the R rows are a group of Q4_0_R8 / Q4_1_R8 (kernels/layout.h) at w[0], 4 blocks of
+// each row in turn, read as one sequential stream.
+template <bool kMin, int R, bool kRelaid = false>
 void rows_q4_lanes(const uint8_t* const* w, const Prep& p, float* out) {
   using Block = std::conditional_t<kMin, BlockQ4_1, BlockQ4_0>;
   constexpr int BS = sizeof(Block);
@@ -262,7 +264,7 @@ void rows_q4_lanes(const uint8_t* const* w, const Prep& p, float* out) {
     [[maybe_unused]] __m512 ca;
     if constexpr (kMin) ca = _mm512_loadu_ps(p.cl + 4 * k);
     for (int r = 0; r < R; ++r) {
-      const uint8_t* blk = w[r] + k * BS;
+      const uint8_t* blk = kRelaid ? w[0] + (k * R + 4 * r) * BS : w[r] + k * BS;
       _mm_prefetch(reinterpret_cast<const char*>(blk + p.pf), _MM_HINT_T0);
       if constexpr (BS > 18) _mm_prefetch(reinterpret_cast<const char*>(blk + p.pf + 64), _MM_HINT_T0);
       const __m512i a = _mm512_loadu_si512(blk), b = _mm512_loadu_si512(blk + 4 * BS - 64);
@@ -276,7 +278,7 @@ void rows_q4_lanes(const uint8_t* const* w, const Prep& p, float* out) {
     }
   }
   for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(acc[r]);
-  for (int64_t k = n4; k < p.nb; ++k) {
+  for (int64_t k = n4; !kRelaid && k < p.nb; ++k) {  // (relaid rows have whole units of 4 blocks)
     const __m256i a = loadu256(p.q + 32 * k);
     for (int r = 0; r < R; ++r) {
       const Block* blk = reinterpret_cast<const Block*>(w[r]) + k;
@@ -549,6 +551,10 @@ Kernel kernel_for(DType t) {
     case DType::Q4_0: return {rows_q4_lanes<false, kRowsNib>, rows_q4_lanes<false, 1>, Kernel::kOffset, 8.0f, true, kRowsNib, 4};
     case DType::Q5_0: return {NibQ5_0::rows<kRowsNib>, NibQ5_0::rows<1>, Kernel::kOffset, 16.0f, true, kRowsNib};
     case DType::Q4_1: return {rows_q4_lanes<true, kRowsNib>, rows_q4_lanes<true, 1>, Kernel::kMin, 0.0f, true, kRowsNib, 4};
+    case DType::Q4_0_R8:
+      return {rows_q4_lanes<false, kQ4R8Rows, true>, rows_q4_lanes<false, 1>, Kernel::kOffset, 8.0f, true, kQ4R8Rows, 4};
+    case DType::Q4_1_R8:
+      return {rows_q4_lanes<true, kQ4R8Rows, true>, rows_q4_lanes<true, 1>, Kernel::kMin, 0.0f, true, kQ4R8Rows, 4};
     case DType::Q5_1: return {NibQ5_1::rows<kRowsNib>, NibQ5_1::rows<1>, Kernel::kMin, 0.0f, true, kRowsNib};
     case DType::Q4_K:
       return {KQuant45<false>::rows<kRowsInFlight>, KQuant45<false>::rows<1>, Kernel::kMinK, 0.0f, false};

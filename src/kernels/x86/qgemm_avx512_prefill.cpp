@@ -52,34 +52,6 @@ struct UnpackQ8_0 {
     }
   }
 };
-// Q8_0_R8 (kernels/layout.h): the same blocks, found through the layout's offsets. b and n are
-// even (chunks of kChunk blocks; Q8_0_R8 rows have an even count), so whole pairs are read.
-struct UnpackQ8_0R8 {
-  static constexpr Kind kKind = Kind::kOffset;
-  static constexpr int kOffsetValue = 128;
-  static inline void pair(const uint8_t* p, uint8_t* v, float* ds0, float* ds1) {
-    const BlockQ8_0* blk = reinterpret_cast<const BlockQ8_0*>(p);
-    store32(v, _mm256_xor_si256(loadu256(blk[0].qs), _mm256_set1_epi8(char(0x80))));
-    store32(v + 32, _mm256_xor_si256(loadu256(blk[1].qs), _mm256_set1_epi8(char(0x80))));
-    *ds0 = h2f(blk[0].d);
-    *ds1 = h2f(blk[1].d);
-  }
-  // Row r alone (outside a whole group of the tile).
-  static void run_row(const uint8_t* w, size_t row_bytes, int64_t r, int64_t b, int n, uint8_t* v, float* ds,
-                      int st) {
-    const uint8_t* p = w + q8r8_block_offset(row_bytes, r, b);
-    for (int k = 0; k < n; k += 2, p += kQ8R8Rows * kQ8R8Unit) pair(p, v + 32 * k, ds + k * st, ds + (k + 1) * st);
-  }
-  // The group of rows r..r+7 (r a multiple of 8) in memory order, one sequential read: row i's
-  // values at v + i * vstride, its scales at ds[i + k * st]. Row by row instead was 1.3-1.6x slower.
-  static void run_group(const uint8_t* w, size_t row_bytes, int64_t r, int64_t b, int n, uint8_t* v,
-                        size_t vstride, float* ds, int st) {
-    const uint8_t* p = w + q8r8_block_offset(row_bytes, r, b);
-    for (int k = 0; k < n; k += 2)
-      for (int i = 0; i < kQ8R8Rows; ++i, p += kQ8R8Unit)
-        pair(p, v + i * vstride + 32 * k, ds + i + k * st, ds + i + (k + 1) * st);
-  }
-};
 template <class Block, bool kFive, bool kHasMin>
 struct UnpackLegacy {
   static constexpr Kind kKind = kHasMin ? Kind::kMin : Kind::kOffset;
@@ -101,6 +73,39 @@ struct UnpackLegacy {
 };
 using UnpackQ4_0 = UnpackLegacy<BlockQ4_0, false, false>;
 using UnpackQ4_1 = UnpackLegacy<BlockQ4_1, false, true>;
+
+// A run-time layout of U's format (kernels/layout.h): rows in groups of G, units of UB blocks of BS
+// bytes. Chunks start on a unit and hold whole units (kChunk is a multiple of UB, and the layouts
+// only take rows of whole units).
+template <class U, int G, int UB, int BS>
+struct Relaid {
+  static constexpr Kind kKind = U::kKind;
+  static constexpr int kOffsetValue = U::kOffsetValue;
+  static constexpr int kGroupRows = G;
+  static constexpr size_t kUnit = size_t(UB) * BS;
+  static_assert(kChunk % UB == 0);
+  static const uint8_t* unit(const uint8_t* w, size_t row_bytes, int64_t r, int64_t b) {
+    return w + size_t(r / G) * G * row_bytes + size_t((b / UB) * G + r % G) * kUnit;
+  }
+  // Row r alone (outside a whole group of the tile).
+  static void run_row(const uint8_t* w, size_t row_bytes, int64_t r, int64_t b, int n, uint8_t* v, float* ds,
+                      float* m, int st) {
+    const uint8_t* p = unit(w, row_bytes, r, b);
+    for (int k = 0; k < n; k += UB, p += G * kUnit) U::run(p, 0, UB, v + 32 * k, ds + k * st, m + k * st, st);
+  }
+  // The group of rows r..r+G-1 (r a multiple of G) in memory order, one sequential read: row i's
+  // values at v + i * vstride, its scales at ds[i + k * st]. Row by row instead was 1.3-1.6x slower.
+  static void run_group(const uint8_t* w, size_t row_bytes, int64_t r, int64_t b, int n, uint8_t* v,
+                        size_t vstride, float* ds, float* m, int st) {
+    const uint8_t* p = unit(w, row_bytes, r, b);
+    for (int k = 0; k < n; k += UB)
+      for (int i = 0; i < G; ++i, p += kUnit)
+        U::run(p, 0, UB, v + i * vstride + 32 * k, ds + i + k * st, m + i + k * st, st);
+  }
+};
+using UnpackQ8_0R8 = Relaid<UnpackQ8_0, kQ8R8Rows, 2, sizeof(BlockQ8_0)>;
+using UnpackQ4_0R8 = Relaid<UnpackQ4_0, kQ4R8Rows, 4, sizeof(BlockQ4_0)>;
+using UnpackQ4_1R8 = Relaid<UnpackQ4_1, kQ4R8Rows, 4, sizeof(BlockQ4_1)>;
 using UnpackQ5_0 = UnpackLegacy<BlockQ5_0, true, false>;
 using UnpackQ5_1 = UnpackLegacy<BlockQ5_1, true, true>;
 
@@ -245,16 +250,17 @@ void repack(const uint8_t* w, size_t row_bytes, int64_t row, int nrows, int nt, 
       const int rr = 16 * i + r;
       float* ds = pk.ds + i * 16 + r;
       float* m = pk.m + i * 16 + r;
-      if constexpr (std::is_same_v<U, UnpackQ8_0R8>) {
-        if ((row + rr) % kQ8R8Rows == 0 && rr + kQ8R8Rows <= nrows && r + kQ8R8Rows <= 16) {
-          U::run_group(w, row_bytes, row + rr, b0, n, pk.rows + r * kChunk * 32, kChunk * 32, ds, st);
-          r += kQ8R8Rows - 1;
+      if constexpr (requires { U::kGroupRows; }) {
+        constexpr int G = U::kGroupRows;
+        if ((row + rr) % G == 0 && rr + G <= nrows && r + G <= 16) {
+          U::run_group(w, row_bytes, row + rr, b0, n, pk.rows + r * kChunk * 32, kChunk * 32, ds, m, st);
+          r += G - 1;
           continue;
         }
       }
       if (rr < nrows) {
-        if constexpr (std::is_same_v<U, UnpackQ8_0R8>)
-          U::run_row(w, row_bytes, row + rr, b0, n, pk.rows + r * kChunk * 32, ds, st);
+        if constexpr (requires { U::kGroupRows; })
+          U::run_row(w, row_bytes, row + rr, b0, n, pk.rows + r * kChunk * 32, ds, m, st);
         else
           U::run(w + size_t(row + rr) * row_bytes, b0, n, pk.rows + r * kChunk * 32, ds, m, st);
       } else {
@@ -406,6 +412,8 @@ void prefill_gemm(DType t, const void* w, size_t row_bytes, const QActs& a, floa
     case DType::Q8_0_R8: return gemm<UnpackQ8_0R8>(w, row_bytes, a, y, ldy, r0, r1);
     case DType::Q4_0: return gemm<UnpackQ4_0>(w, row_bytes, a, y, ldy, r0, r1);
     case DType::Q4_1: return gemm<UnpackQ4_1>(w, row_bytes, a, y, ldy, r0, r1);
+    case DType::Q4_0_R8: return gemm<UnpackQ4_0R8>(w, row_bytes, a, y, ldy, r0, r1);
+    case DType::Q4_1_R8: return gemm<UnpackQ4_1R8>(w, row_bytes, a, y, ldy, r0, r1);
     case DType::Q5_0: return gemm<UnpackQ5_0>(w, row_bytes, a, y, ldy, r0, r1);
     case DType::Q5_1: return gemm<UnpackQ5_1>(w, row_bytes, a, y, ldy, r0, r1);
     case DType::Q4_K: return gemm<UnpackK45<false>>(w, row_bytes, a, y, ldy, r0, r1);
