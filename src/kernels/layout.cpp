@@ -17,15 +17,16 @@ namespace {
 
 struct Spec {
   DType layout, file;
-  int rows;         // G
-  size_t unit;      // U
-  int64_t col_mult;  // columns must be a multiple of this
+  int rows;              // G
+  int blocks_per_unit;   // a unit is this many blocks of the file format (F16: values)
+  size_t unit() const { return size_t(blocks_per_unit) * size_t(dtype_traits(file)->block_bytes); }
+  int64_t unit_cols() const { return blocks_per_unit * dtype_traits(file)->block_size; }
 };
 constexpr Spec kSpecs[] = {
-    {DType::Q8_0_R8, DType::Q8_0, kQ8R8Rows, kQ8R8Unit, 64},
-    {DType::F16_R4, DType::F16, kF16R4Rows, kF16R4Unit, 32},
-    {DType::Q4_0_R8, DType::Q4_0, kQ4R8Rows, 4 * 18, 128},
-    {DType::Q4_1_R8, DType::Q4_1, kQ4R8Rows, 4 * 20, 128},
+    {DType::Q8_0_R8, DType::Q8_0, kQ8R8Rows, 2},
+    {DType::F16_R4, DType::F16, kF16R4Rows, 32},
+    {DType::Q4_0_R8, DType::Q4_0, kQ4R8Rows, 4},
+    {DType::Q4_1_R8, DType::Q4_1, kQ4R8Rows, 4},
 };
 
 const Spec* spec_of(DType layout) {
@@ -46,7 +47,7 @@ bool layouts_enabled() {
 }
 
 size_t unit_offset(const Spec& s, size_t row_bytes, int64_t r, int64_t p) {
-  return size_t(r / s.rows) * size_t(s.rows) * row_bytes + size_t(p * s.rows + r % s.rows) * s.unit;
+  return size_t(r / s.rows) * size_t(s.rows) * row_bytes + size_t(p * s.rows + r % s.rows) * s.unit();
 }
 
 }  // namespace
@@ -59,7 +60,7 @@ DType file_dtype(DType t) {
 DType preferred_layout(DType t, int64_t rows, int64_t cols) {
   if (float_activations() || !layouts_enabled()) return t;
   for (const Spec& s : kSpecs) {
-    if (s.file != t || rows <= 0 || rows % s.rows != 0 || cols <= 0 || cols % s.col_mult != 0) continue;
+    if (s.file != t || rows <= 0 || rows % s.rows != 0 || cols <= 0 || cols % s.unit_cols() != 0) continue;
     if (table_computes(s.layout)) return s.layout;
   }
   return t;
@@ -73,10 +74,11 @@ void to_runtime_layout(DType layout, const void* src, void* dst, int64_t rows, s
     std::memcpy(out, in, size_t(rows) * row_bytes);
     return;
   }
-  const int64_t units = int64_t(row_bytes / s->unit);
+  const size_t u = s->unit();
+  const int64_t units = int64_t(row_bytes / u);
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t p = 0; p < units; ++p)
-      std::memcpy(out + unit_offset(*s, row_bytes, r, p), in + size_t(r) * row_bytes + size_t(p) * s->unit, s->unit);
+      std::memcpy(out + unit_offset(*s, row_bytes, r, p), in + size_t(r) * row_bytes + size_t(p) * u, u);
 }
 
 void runtime_row(DType layout, const void* w, size_t row_bytes, int64_t r, void* out) {
@@ -87,9 +89,16 @@ void runtime_row(DType layout, const void* w, size_t row_bytes, int64_t r, void*
     std::memcpy(o, in + size_t(r) * row_bytes, row_bytes);
     return;
   }
-  const int64_t units = int64_t(row_bytes / s->unit);
-  for (int64_t p = 0; p < units; ++p)
-    std::memcpy(o + size_t(p) * s->unit, in + unit_offset(*s, row_bytes, r, p), s->unit);
+  const size_t u = s->unit();
+  const int64_t units = int64_t(row_bytes / u);
+  for (int64_t p = 0; p < units; ++p) std::memcpy(o + size_t(p) * u, in + unit_offset(*s, row_bytes, r, p), u);
+}
+
+const uint8_t* file_form_row(DType t, const void* w, size_t row_bytes, int64_t r, std::vector<uint8_t>& buf) {
+  if (!is_runtime_layout(t)) return static_cast<const uint8_t*>(w) + size_t(r) * row_bytes;
+  if (buf.size() < row_bytes) buf.resize(row_bytes);
+  runtime_row(t, w, row_bytes, r, buf.data());
+  return buf.data();
 }
 
 }  // namespace edgeglm::kernels

@@ -14,25 +14,30 @@
 //   Q4_0_R8 / Q4_1_R8:        Q4_0 / Q4_1, G = 8, a unit is 4 blocks (72 / 80 bytes; cols % 128 == 0)
 #pragma once
 #include <cstddef>
+#include <algorithm>
 #include <cstdint>
+#include <vector>
 
 #include "core/dtype.h"
 
 namespace edgeglm::kernels {
 
 constexpr int kQ8R8Rows = 8;   // Q8_0_R8: rows per group
-constexpr int kQ8R8Unit = 68;  // Q8_0_R8: bytes of one row's pair of blocks
 constexpr int kF16R4Rows = 4;  // F16_R4: rows per group
 constexpr int kF16R4Unit = 64; // F16_R4: bytes of one row's 32 values
 constexpr int kQ4R8Rows = 8;   // Q4_0_R8 / Q4_1_R8: rows per group (a unit is 4 blocks)
 constexpr int kLayoutRowsLcm = 8;  // every layout's group size divides this
 
-// Byte offset of block b of row r in a Q8_0_R8 matrix whose rows are row_bytes long. (Anonymous
-// namespace: ISA files share no inline symbols, docs/ARCHITECTURE.md.)
+// Rows [r0, r1) split for a layout of groups of G: [r0, begin) and [end, r1) lie outside whole
+// groups (kernels take them one by one in their file form), [begin, end) is whole groups.
+// (Anonymous namespace: ISA files share no inline symbols, docs/ARCHITECTURE.md.)
 namespace {
-inline size_t q8r8_block_offset(size_t row_bytes, int64_t r, int64_t b) {
-  return size_t(r / kQ8R8Rows) * kQ8R8Rows * row_bytes +
-         size_t((b / 2) * kQ8R8Rows + r % kQ8R8Rows) * kQ8R8Unit + size_t(b % 2) * 34;
+struct GroupSpan {
+  int64_t begin, end;
+};
+inline GroupSpan whole_groups(int64_t r0, int64_t r1, int64_t G) {
+  const int64_t begin = std::min(r1, (r0 + G - 1) / G * G);
+  return {begin, std::max(begin, r1 / G * G)};
 }
 }  // namespace
 
@@ -47,5 +52,8 @@ DType preferred_layout(DType t, int64_t rows, int64_t cols);
 void to_runtime_layout(DType layout, const void* src, void* dst, int64_t rows, size_t row_bytes);
 // out (row_bytes) = row r of w in its file format.
 void runtime_row(DType layout, const void* w, size_t row_bytes, int64_t r, void* out);
+// Row r of a matrix of type t in its file format: a pointer into w for file formats, else the row
+// copied into buf (grown to row_bytes).
+const uint8_t* file_form_row(DType t, const void* w, size_t row_bytes, int64_t r, std::vector<uint8_t>& buf);
 
 }  // namespace edgeglm::kernels

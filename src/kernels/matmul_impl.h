@@ -58,14 +58,8 @@ void gemm_f(DType t, const void* w, size_t row_bytes, const float* x, int64_t n_
   thread_local std::vector<float> row_buf;  // sized on first use, then reused
   thread_local std::vector<uint8_t> file_row;  // a run-time layout's row in its file form
   if (t != DType::F32 && int64_t(row_buf.size()) < n_in) row_buf.resize(size_t(n_in));
-  const bool relaid = is_runtime_layout(t);
-  if (relaid && file_row.size() < row_bytes) file_row.resize(row_bytes);
   for (int64_t r = r0; r < r1; ++r) {
-    const void* src = static_cast<const char*>(w) + size_t(r) * row_bytes;
-    if (relaid) {
-      runtime_row(t, w, row_bytes, r, file_row.data());
-      src = file_row.data();
-    }
+    const void* src = file_form_row(t, w, row_bytes, r, file_row);
     const float* row = static_cast<const float*>(src);
     if (t != DType::F32) {
       decode_row(file_dtype(t), src, row_buf.data(), n_in);

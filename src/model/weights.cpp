@@ -116,7 +116,6 @@ Status apply_runtime_layouts(Weights& w, const formats::ModelFile& file) {
     return Status::ok();
   }
   w.relaid = std::move(buffer).value();
-  w.relaid_bytes = total;
   // Converted in slabs, the file pages read so far dropped after each, so the peak stays near
   // the model's size (a 272 MB tied output matrix would otherwise be resident twice). The page
   // cache may hold the file in 2 MiB folios, and reading the next slab maps its whole folio again,

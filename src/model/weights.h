@@ -38,7 +38,6 @@ struct Weights {
   std::vector<float> inv_freq;         // (n_rot/2) RoPE frequencies, scaling applied
   std::vector<std::unique_ptr<std::vector<float>>> decoded;  // owned decoded small vectors
   std::shared_ptr<uint8_t> relaid;  // matrices in a run-time layout (apply_runtime_layouts)
-  size_t relaid_bytes = 0;
 };
 
 // Binds every tensor the architecture needs, checking names, shapes and types.

@@ -11,16 +11,12 @@
 namespace edgeglm::kernels {
 
 void get_row(const TensorView& t, int64_t r, float* out) {
-  const void* src = t.row<const char>(r);
-  if (is_runtime_layout(t.dtype)) {
-    thread_local std::vector<uint8_t> row;
-    if (row.size() < t.nb[1]) row.resize(t.nb[1]);
-    runtime_row(t.dtype, t.data, t.nb[1], r, row.data());
-    quant::dequantize_row(file_dtype(t.dtype), row.data(), out, t.ne[0]);
-  } else if (t.dtype == DType::F32) {
+  thread_local std::vector<uint8_t> file_row;  // a run-time layout's row in its file form
+  const void* src = file_form_row(t.dtype, t.data, t.nb[1], r, file_row);
+  if (t.dtype == DType::F32) {
     std::memcpy(out, src, size_t(t.ne[0]) * sizeof(float));
   } else {
-    quant::dequantize_row(t.dtype, src, out, t.ne[0]);
+    quant::dequantize_row(file_dtype(t.dtype), src, out, t.ne[0]);
   }
 }
 

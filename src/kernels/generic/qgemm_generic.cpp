@@ -214,12 +214,10 @@ void gemm_rows(const void* w, size_t row_bytes, const QActs& a, float* y, int64_
 template <DType kLayout, RowFn kRow>
 void gemm_relaid(const void* w, size_t row_bytes, const QActs& a, float* y, int64_t ldy, int64_t r0,
                  int64_t r1) {
-  thread_local std::vector<uint8_t> row;
-  if (row.size() < row_bytes) row.resize(row_bytes);
+  thread_local std::vector<uint8_t> buf;
   for (int64_t r = r0; r < r1; ++r) {
-    runtime_row(kLayout, w, row_bytes, r, row.data());
-    for (int64_t t = 0; t < a.n_tok; ++t)
-      y[t * ldy + r] = kRow(row.data(), a.row_q(t), a.row_d(t), a.row_s(t), a.nb());
+    const uint8_t* row = file_form_row(kLayout, w, row_bytes, r, buf);
+    for (int64_t t = 0; t < a.n_tok; ++t) y[t * ldy + r] = kRow(row, a.row_q(t), a.row_d(t), a.row_s(t), a.nb());
   }
 }
 

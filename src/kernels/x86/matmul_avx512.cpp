@@ -10,7 +10,6 @@
 
 #include "core/dtype.h"
 #include "kernels/layout.h"
-#include "kernels/layout.h"
 #include "kernels/x86/qgemm_avx512.h"
 #include "quant/quant.h"
 
@@ -130,18 +129,15 @@ static_assert(kRows == kF16R4Rows);
 void gemm_f16_r4(const void* w, size_t row_bytes, const float* x, int64_t n, int64_t n_tok, float* y,
                  int64_t ldy, int64_t r0, int64_t r1) {
   thread_local std::vector<uint8_t> file_row;
-  if (file_row.size() < row_bytes) file_row.resize(row_bytes);
   auto singles = [&](int64_t a, int64_t b) {
-    for (int64_t r = a; r < b; ++r) {
-      runtime_row(DType::F16_R4, w, row_bytes, r, file_row.data());
-      rows_f<DType::F16, 1>(file_row.data(), row_bytes, x, n, n_tok, y, ldy, r);
-    }
+    for (int64_t r = a; r < b; ++r)
+      rows_f<DType::F16, 1>(file_form_row(DType::F16_R4, w, row_bytes, r, file_row), row_bytes, x, n, n_tok, y, ldy, r);
   };
-  const int64_t g0 = std::min(r1, (r0 + kRows - 1) / kRows * kRows), g1 = std::max(g0, r1 / kRows * kRows);
-  singles(r0, g0);
+  const GroupSpan g = whole_groups(r0, r1, kRows);
+  singles(r0, g.begin);
   const uint8_t* wb = static_cast<const uint8_t*>(w);
-  for (int64_t r = g0; r < g1; r += kRows) rows_f<DType::F16, kRows, true>(wb + size_t(r) * row_bytes, row_bytes, x, n, n_tok, y, ldy, r);
-  singles(g1, r1);
+  for (int64_t r = g.begin; r < g.end; r += kRows) rows_f<DType::F16, kRows, true>(wb + size_t(r) * row_bytes, row_bytes, x, n, n_tok, y, ldy, r);
+  singles(g.end, r1);
 }
 
 // Any other format (float-activation mode, or one without an integer kernel): rows decoded with
@@ -151,20 +147,11 @@ void gemm_dequant(DType t, const void* w, size_t row_bytes, const float* x, int6
   thread_local std::vector<float> buf;  // (kRows, n), grown on first use
   if (int64_t(buf.size()) < kRows * n) buf.resize(size_t(kRows * n));
   thread_local std::vector<uint8_t> file_row;  // a run-time layout's row in its file form
-  const bool relaid = is_runtime_layout(t);
-  if (relaid && file_row.size() < row_bytes) file_row.resize(row_bytes);
-  const uint8_t* wb = static_cast<const uint8_t*>(w);
   const size_t fb = size_t(n) * sizeof(float);
   for (int64_t r = r0; r < r1; r += kRows) {
     const int64_t m = std::min<int64_t>(kRows, r1 - r);
-    for (int64_t i = 0; i < m; ++i) {
-      const uint8_t* src = wb + size_t(r + i) * row_bytes;
-      if (relaid) {
-        runtime_row(t, w, row_bytes, r + i, file_row.data());
-        src = file_row.data();
-      }
-      quant::dequantize_row(file_dtype(t), src, buf.data() + i * n, n);
-    }
+    for (int64_t i = 0; i < m; ++i)
+      quant::dequantize_row(file_dtype(t), file_form_row(t, w, row_bytes, r + i, file_row), buf.data() + i * n, n);
     const uint8_t* b = reinterpret_cast<const uint8_t*>(buf.data());
     if (m == kRows) {
       rows_f<DType::F32, kRows>(b, fb, x, n, n_tok, y, ldy, r);

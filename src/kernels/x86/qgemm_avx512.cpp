@@ -642,7 +642,6 @@ void decode_gemm(DType t, const void* w, size_t row_bytes, const QActs& a, float
   if (s.f.size() < nf * size_t(a.n_tok)) s.f.resize(nf * size_t(a.n_tok));
   if (k.pairs && s.pair.size() < np * size_t(a.n_tok)) s.pair.resize(np * size_t(a.n_tok));
   const bool relaid = is_runtime_layout(t);
-  if (relaid && s.row.size() < row_bytes) s.row.resize(row_bytes);
   Prep preps[8];
   const int64_t n_tok = a.n_tok;
   for (int64_t t0 = 0; t0 < n_tok; t0 += 8) {
@@ -656,15 +655,15 @@ void decode_gemm(DType t, const void* w, size_t row_bytes, const QActs& a, float
     // Rows of a run-time layout outside its whole groups of nr, one by one in their file form.
     auto singles = [&](int64_t a, int64_t b) {
       for (int64_t r = a; r < b; ++r) {
-        runtime_row(t, w, row_bytes, r, s.row.data());
-        const uint8_t* row = s.row.data();
+        const uint8_t* row = file_form_row(t, w, row_bytes, r, s.row);
         for (int64_t tt = 0; tt < nt; ++tt) k.one(&row, preps[tt], &y[(t0 + tt) * ldy + r]);
       }
     };
     int64_t r = r0, end = r1;
     if (relaid) {
-      r = std::min(r1, (r0 + nr - 1) / nr * nr);
-      end = std::max(r, r1 / nr * nr);
+      const GroupSpan g = whole_groups(r0, r1, nr);
+      r = g.begin;
+      end = g.end;
       singles(r0, r);
     }
     for (; r + nr <= end; r += nr) {
