@@ -1,20 +1,198 @@
-// AVX2 + FMA + F16C build of the float kernels, plus the integer kernels and activation quantizer
-// of x86/qgemm_avx2.cpp (compiled with those flags; selected at run time only on CPUs that report
-// them).
-#define EG_KERNEL_NS avx2
-#include "kernels/matmul_impl.h"
+// The "avx2" kernel table: AVX2 + FMA + F16C (selected at run time only on CPUs that report them;
+// see dispatch.cpp). Integer formats: x86/qgemm_avx2.cpp. Float formats here: a register tile of
+// 4 rows x up to 3 tokens, 8 lanes of partial sums along the reduction dimension per pair, one
+// horizontal sum per output at the end; each weight vector is converted once (vcvtph2ps for F16,
+// a 16-bit shift for BF16) and used for every token of the tile. Decode (1-2 tokens) prefetches
+// ahead of each row (decode_prefetch_distance), as the integer kernels do. Before these tiles the
+// table used the portable row decoder (matmul_impl.h), which decoded each row into a buffer and
+// left F16 decode at about half the streaming bandwidth (docs/BENCHMARKS.md, "AVX2 kernels").
+// Any other format in float-activation mode: rows decoded with the quant reference, then the F32
+// tile.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "core/dtype.h"
+#include "core/fp16.h"
+#include "kernels/layout.h"
+#include "kernels/x86/decode_prefetch.h"
 #include "kernels/x86/qgemm_avx2.h"
+#include "quant/quant.h"
 
 namespace edgeglm::kernels::avx2 {
+namespace {
+
+constexpr int kRows = 4;    // rows per tile (= F16_R4's group)
+constexpr int kTokens = 3;  // tokens per tile: 12 accumulators + 3 activation vectors + 1 weight
+static_assert(kRows == kF16R4Rows);
+
+// 8 weights of row p from element i on, as floats.
+template <DType T>
+inline __m256 load_w(const void* p, int64_t i) {
+  if constexpr (T == DType::F32) {
+    return _mm256_loadu_ps(static_cast<const float*>(p) + i);
+  } else if constexpr (T == DType::F16) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(p) + i)));
+  } else {
+    const __m256i h = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(p) + i)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(h, 16));
+  }
+}
+
+template <DType T>
+inline float scalar_w(const void* p, int64_t i) {
+  if constexpr (T == DType::F32) {
+    return static_cast<const float*>(p)[i];
+  } else if constexpr (T == DType::F16) {
+    return fp16_to_f32(static_cast<const uint16_t*>(p)[i]);
+  } else {
+    return bf16_to_f32(static_cast<const uint16_t*>(p)[i]);
+  }
+}
+
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// Rows w, w + row_bytes, ... (R of them, outputs r.. r + R) x tokens [t0, t0 + TT). kRelaid: the
+// R rows are a group of F16_R4 (kernels/layout.h) at w, 32 values of each row in turn, read as one
+// sequential stream (n % 32 == 0).
+template <DType T, int R, int TT, bool kRelaid = false>
+void tile_f(const uint8_t* w, size_t row_bytes, const float* x, int64_t n, int64_t t0, float* y,
+            int64_t ldy, int64_t r) {
+  constexpr int64_t kElem = T == DType::F32 ? 4 : 2;
+  [[maybe_unused]] const int64_t pf = decode_prefetch_distance(row_bytes, R);
+  __m256 acc[R][TT];
+  for (int i = 0; i < R; ++i)
+    for (int t = 0; t < TT; ++t) acc[i][t] = _mm256_setzero_ps();
+  const uint8_t* rows[R];
+  for (int i = 0; i < R; ++i) rows[i] = w + size_t(i) * row_bytes;
+  const float* xs[TT];
+  for (int t = 0; t < TT; ++t) xs[t] = x + (t0 + t) * n;
+  int64_t k = 0;
+  for (; k + 8 <= n; k += 8) {
+    __m256 xv[TT];
+    for (int t = 0; t < TT; ++t) xv[t] = _mm256_loadu_ps(xs[t] + k);
+    for (int i = 0; i < R; ++i) {
+      __m256 wv;
+      if constexpr (kRelaid) {
+        const uint8_t* unit = w + (k >> 5) * (kF16R4Unit * R) + i * kF16R4Unit;
+        if (TT <= 2 && (k & 31) == 0) _mm_prefetch(reinterpret_cast<const char*>(unit + kPrefetchSequential), _MM_HINT_T0);
+        wv = load_w<T>(unit, k & 31);
+      } else {
+        if (TT <= 2 && ((k * kElem) & 63) == 0)
+          _mm_prefetch(reinterpret_cast<const char*>(rows[i] + k * kElem + pf), _MM_HINT_T0);
+        wv = load_w<T>(rows[i], k);
+      }
+      for (int t = 0; t < TT; ++t) acc[i][t] = _mm256_fmadd_ps(wv, xv[t], acc[i][t]);
+    }
+  }
+  float tail[R][TT] = {};
+  if (!kRelaid)
+    for (; k < n; ++k)
+      for (int i = 0; i < R; ++i)
+        for (int t = 0; t < TT; ++t) tail[i][t] += scalar_w<T>(rows[i], k) * xs[t][k];
+  for (int t = 0; t < TT; ++t)
+    for (int i = 0; i < R; ++i) y[(t0 + t) * ldy + r + i] = hsum(acc[i][t]) + tail[i][t];
+}
+
+template <DType T, int R, bool kRelaid = false>
+void rows_f(const uint8_t* w, size_t row_bytes, const float* x, int64_t n, int64_t n_tok, float* y,
+            int64_t ldy, int64_t r) {
+  int64_t t0 = 0;
+  for (; t0 + kTokens <= n_tok; t0 += kTokens) tile_f<T, R, kTokens, kRelaid>(w, row_bytes, x, n, t0, y, ldy, r);
+  switch (n_tok - t0) {
+    case 1: return tile_f<T, R, 1, kRelaid>(w, row_bytes, x, n, t0, y, ldy, r);
+    case 2: return tile_f<T, R, 2, kRelaid>(w, row_bytes, x, n, t0, y, ldy, r);
+    default: return;
+  }
+}
+
+template <DType T>
+void gemm_float(const void* w, size_t row_bytes, const float* x, int64_t n, int64_t n_tok, float* y,
+                int64_t ldy, int64_t r0, int64_t r1) {
+  const uint8_t* wb = static_cast<const uint8_t*>(w);
+  int64_t r = r0;
+  for (; r + kRows <= r1; r += kRows) rows_f<T, kRows>(wb + size_t(r) * row_bytes, row_bytes, x, n, n_tok, y, ldy, r);
+  for (; r < r1; ++r) rows_f<T, 1>(wb + size_t(r) * row_bytes, row_bytes, x, n, n_tok, y, ldy, r);
+}
+
+// F16_R4 (kernels/layout.h): whole groups of kRows in the layout; rows outside them (a range that
+// cuts a group) one by one from their file form.
+void gemm_f16_r4(const void* w, size_t row_bytes, const float* x, int64_t n, int64_t n_tok, float* y,
+                 int64_t ldy, int64_t r0, int64_t r1) {
+  thread_local std::vector<uint8_t> file_row;
+  auto singles = [&](int64_t a, int64_t b) {
+    for (int64_t r = a; r < b; ++r)
+      rows_f<DType::F16, 1>(file_form_row(DType::F16_R4, w, row_bytes, r, file_row), row_bytes, x, n, n_tok, y, ldy, r);
+  };
+  const GroupSpan g = whole_groups(r0, r1, kRows);
+  singles(r0, g.begin);
+  const uint8_t* wb = static_cast<const uint8_t*>(w);
+  for (int64_t r = g.begin; r < g.end; r += kRows)
+    rows_f<DType::F16, kRows, true>(wb + size_t(r) * row_bytes, row_bytes, x, n, n_tok, y, ldy, r);
+  singles(g.end, r1);
+}
+
+// Any other format (float-activation mode, or one without an integer kernel): rows decoded with
+// the quant reference, kRows at a time, then the F32 tile.
+void gemm_dequant(DType t, const void* w, size_t row_bytes, const float* x, int64_t n, int64_t n_tok,
+                  float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  thread_local std::vector<float> buf;  // (kRows, n), grown on first use
+  if (int64_t(buf.size()) < kRows * n) buf.resize(size_t(kRows * n));
+  thread_local std::vector<uint8_t> file_row;  // a run-time layout's row in its file form
+  const size_t fb = size_t(n) * sizeof(float);
+  for (int64_t r = r0; r < r1; r += kRows) {
+    const int64_t m = std::min<int64_t>(kRows, r1 - r);
+    for (int64_t i = 0; i < m; ++i)
+      quant::dequantize_row(file_dtype(t), file_form_row(t, w, row_bytes, r + i, file_row), buf.data() + i * n, n);
+    const uint8_t* b = reinterpret_cast<const uint8_t*>(buf.data());
+    if (m == kRows) {
+      rows_f<DType::F32, kRows>(b, fb, x, n, n_tok, y, ldy, r);
+    } else {
+      for (int64_t i = 0; i < m; ++i) rows_f<DType::F32, 1>(b + size_t(i) * fb, fb, x, n, n_tok, y, ldy, r + i);
+    }
+  }
+}
+
+void gemm_f(DType t, const void* w, size_t row_bytes, const float* x, int64_t n_in, int64_t n_tok,
+            float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  switch (t) {
+    case DType::F32: return gemm_float<DType::F32>(w, row_bytes, x, n_in, n_tok, y, ldy, r0, r1);
+    case DType::F16: return gemm_float<DType::F16>(w, row_bytes, x, n_in, n_tok, y, ldy, r0, r1);
+    case DType::BF16: return gemm_float<DType::BF16>(w, row_bytes, x, n_in, n_tok, y, ldy, r0, r1);
+    case DType::F16_R4: return gemm_f16_r4(w, row_bytes, x, n_in, n_tok, y, ldy, r0, r1);
+    default: return gemm_dequant(t, w, row_bytes, x, n_in, n_tok, y, ldy, r0, r1);
+  }
+}
+
+float dot_f32(const float* a, const float* b, int64_t n) {
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
+  }
+  float s = hsum(_mm256_add_ps(acc0, acc1));
+  for (; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
 
 FormatKernels format(DType t) {
   switch (t) {
     case DType::F32:
     case DType::F16:
+    case DType::F16_R4:
     case DType::BF16: return {nullptr, gemm_f};
     default: return {gemm_q_for(t), nullptr};  // integer formats (x86/qgemm_avx2.cpp), else none
   }
 }
+
+}  // namespace
 
 const KernelTable& table() {
   static const KernelTable t = {"avx2", format, quantize_acts, dot_f32};

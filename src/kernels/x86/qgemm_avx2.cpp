@@ -21,7 +21,9 @@
 #include <algorithm>
 #include <cstring>
 #include <type_traits>
+#include <vector>
 
+#include "kernels/layout.h"
 #include "kernels/x86/decode_prefetch.h"
 #include "kernels/x86/qgemm_avx2.h"
 #include "quant/blocks.h"
@@ -200,6 +202,22 @@ struct UQ6_K {
   }
 };
 
+// Rows of a group of a run-time layout (kernels/layout.h: G rows, units of BPU blocks of the
+// format U reads): rows[i] is the group's start + i units, and block b of row i sits at
+// rows[i] + (b / BPU) * G units + (b % BPU) blocks, which is U's own row + b blocks shifted by
+// (b / BPU) * (G - 1) units. Any subset of a group's rows can form a tile.
+template <class U, int G, int BPU, size_t BB>
+struct URelaid {
+  static constexpr Kind kKind = U::kKind;
+  static constexpr int kOff = U::kOff;
+  static constexpr int64_t kUnit = int64_t(BPU * BB);
+  static constexpr int kBlocksPerUnit = BPU;
+  static inline const uint8_t* unit_at(const uint8_t* row, int64_t b) { return row + (b / BPU) * G * kUnit; }
+  static inline void run(const uint8_t* row, int64_t b, Blk* o) { U::run(row + (b / BPU) * (G - 1) * kUnit, b, o); }
+};
+template <class U>
+constexpr bool kIsRelaid = requires { U::kBlocksPerUnit; };
+
 // Rows rows[0..R) (outputs r..r+R) x tokens [t0, t0 + T). pf > 0 (decode): prefetch pf bytes
 // ahead of each row's position (decode_prefetch.h), once per cache line; the position is
 // row_bytes / nb bytes per 32-value block, exact for the 32-blocks and within a few bytes for
@@ -221,7 +239,10 @@ void tile(const uint8_t* const* rows, const QActs& a, int64_t t0, float* y, int6
   const int64_t block_bytes = int64_t(row_bytes) / nb;
   int64_t line = -1;
   for (int64_t b = 0; b < nb; ++b) {
-    if (pf > 0) {
+    if constexpr (kIsRelaid<U>) {  // one sequential stream: each unit, pf bytes ahead
+      if (pf > 0 && b % U::kBlocksPerUnit == 0)
+        for (int i = 0; i < R; ++i) _mm_prefetch(reinterpret_cast<const char*>(U::unit_at(rows[i], b) + pf), _MM_HINT_T0);
+    } else if (pf > 0) {
       const int64_t off = b * block_bytes;
       if ((off >> 6) != line) {
         line = off >> 6;
@@ -272,7 +293,7 @@ void rows_all_tokens(const uint8_t* const* rows, const QActs& a, float* y, int64
                      size_t row_bytes) {
   int64_t t0 = 0;
   if constexpr (TT <= 2) {  // decode: each row streamed once
-    const int64_t pf = decode_prefetch_distance(row_bytes, R);
+    const int64_t pf = kIsRelaid<U> ? kPrefetchSequential : decode_prefetch_distance(row_bytes, R);
     if (a.n_tok == 1) return tile<U, R, 1>(rows, a, 0, y, ldy, r, row_bytes, pf);
     if (a.n_tok == TT) return tile<U, R, TT>(rows, a, 0, y, ldy, r, row_bytes, pf);
   }
@@ -314,11 +335,49 @@ void gemm(const void* w, size_t row_bytes, const QActs& a, float* y, int64_t ldy
   }
 }
 
+// A matrix in run-time layout L of file format U (groups of G rows, units of BPU blocks of BB
+// bytes): whole groups through URelaid (decode: the group's G rows at once, one stream; prefill:
+// kPR rows of the group per tile), rows outside them one by one in their file form.
+template <DType L, class U, int G, int BPU, size_t BB>
+void gemm_relaid(const void* w, size_t row_bytes, const QActs& a, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  using UR = URelaid<U, G, BPU, BB>;
+  static_assert(G % kPR == 0);
+  thread_local std::vector<uint8_t> file_row;
+  auto singles = [&](int64_t lo, int64_t hi) {
+    for (int64_t r = lo; r < hi; ++r) {
+      const uint8_t* row = file_form_row(L, w, row_bytes, r, file_row);
+      if (a.n_tok <= 2) {
+        rows_all_tokens<U, 1, 2>(&row, a, y, ldy, r, row_bytes);
+      } else {
+        rows_all_tokens<U, 1, kPT>(&row, a, y, ldy, r, row_bytes);
+      }
+    }
+  };
+  const GroupSpan g = whole_groups(r0, r1, G);
+  singles(r0, g.begin);
+  const uint8_t* base = static_cast<const uint8_t*>(w);
+  for (int64_t r = g.begin; r < g.end; r += G) {
+    const uint8_t* rows[G];
+    for (int i = 0; i < G; ++i) rows[i] = base + size_t(r) * row_bytes + size_t(i) * UR::kUnit;
+    if (a.n_tok == 1) {
+      rows_all_tokens<UR, G, 1>(rows, a, y, ldy, r, row_bytes);
+    } else if (a.n_tok == 2) {
+      for (int i = 0; i < G; i += kDR) rows_all_tokens<UR, kDR, 2>(rows + i, a, y, ldy, r + i, row_bytes);
+    } else {
+      for (int i = 0; i < G; i += kPR) rows_all_tokens<UR, kPR, kPT>(rows + i, a, y, ldy, r + i, row_bytes);
+    }
+  }
+  singles(g.end, r1);
+}
+
 }  // namespace
 
 GemmQ gemm_q_for(DType t) {
   switch (t) {
     case DType::Q8_0: return gemm<UQ8_0>;
+    case DType::Q8_0_R8: return gemm_relaid<DType::Q8_0_R8, UQ8_0, kQ8R8Rows, 2, sizeof(BlockQ8_0)>;
+    case DType::Q4_0_R8: return gemm_relaid<DType::Q4_0_R8, UQ4_0, kQ4R8Rows, 4, sizeof(BlockQ4_0)>;
+    case DType::Q4_1_R8: return gemm_relaid<DType::Q4_1_R8, UQ4_1, kQ4R8Rows, 4, sizeof(BlockQ4_1)>;
     case DType::Q4_0: return gemm<UQ4_0>;
     case DType::Q4_1: return gemm<UQ4_1>;
     case DType::Q5_0: return gemm<UQ5_0>;
