@@ -15,7 +15,8 @@
 //
 // One register tile is R rows x T tokens of float accumulators (8 lanes each, reduced at the end);
 // each row's block is unpacked once per tile and used for T tokens, each activation block loaded
-// once and used for R rows. Decode (1-2 tokens): 4 rows x n_tok; prefill: kPR rows x kPT tokens.
+// once and used for R rows. Decode (1-2 tokens): 4 rows x n_tok (8 for a run-time layout's group);
+// prefill: kPR rows x kPT tokens, 4 blocks at a time (tile4).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -218,6 +219,42 @@ struct URelaid {
 template <class U>
 constexpr bool kIsRelaid = requires { U::kBlocksPerUnit; };
 
+// Block b of R rows (unpacked in k) x T tokens, accumulated per block: 8 lanes of partial sums,
+// one conversion and scale per (row, token, block).
+template <class U, int R, int T>
+inline void block_step(const Blk* k, const int8_t* const* aq, const float* const* ad,
+                       const int32_t* const* as, int64_t b, __m256 (&acc)[R][T], float (&macc)[R][T]) {
+  constexpr Kind K = U::kKind;
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (int t = 0; t < T; ++t) {
+    const __m256i av = loadu256(aq[t] + 32 * b);
+    const float da = ad[t][b];
+    __m256i corr, m32;
+    float das = 0.0f;
+    if constexpr (K == Kind::kOffset) corr = _mm256_set1_epi32(-(U::kOff / 8) * as[t][b]);
+    if constexpr (K == Kind::kQ6K) m32 = _mm256_maddubs_epi16(_mm256_set1_epi8(32), av);
+    if constexpr (K == Kind::kMin || K == Kind::kSignMin) das = da * float(as[t][b]);
+    if constexpr (K == Kind::kSignMin) corr = _mm256_set1_epi32(16 * as[t][b]);
+    for (int i = 0; i < R; ++i) {
+      __m256i p;
+      if constexpr (K == Kind::kSign || K == Kind::kSignMin) {
+        p = _mm256_maddubs_epi16(k[i].v, _mm256_sign_epi8(av, k[i].x));
+      } else {
+        p = _mm256_maddubs_epi16(k[i].v, av);
+      }
+      __m256i s;
+      if constexpr (K == Kind::kQ6K) {
+        s = _mm256_madd_epi16(_mm256_sub_epi16(p, m32), k[i].x);
+      } else {
+        s = _mm256_madd_epi16(p, ones);
+      }
+      if constexpr (K == Kind::kOffset || K == Kind::kSignMin) s = _mm256_add_epi32(s, corr);
+      acc[i][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(k[i].dw * da), acc[i][t]);
+      if constexpr (K == Kind::kMin || K == Kind::kSignMin) macc[i][t] += k[i].mw * das;
+    }
+  }
+}
+
 // Rows rows[0..R) (outputs r..r+R) x tokens [t0, t0 + T). pf > 0 (decode): prefetch pf bytes
 // ahead of each row's position (decode_prefetch.h), once per cache line; the position is
 // row_bytes / nb bytes per 32-value block, exact for the 32-blocks and within a few bytes for
@@ -225,13 +262,11 @@ constexpr bool kIsRelaid = requires { U::kBlocksPerUnit; };
 template <class U, int R, int T>
 void tile(const uint8_t* const* rows, const QActs& a, int64_t t0, float* y, int64_t ldy, int64_t r,
           size_t row_bytes = 0, int64_t pf = 0) {
-  constexpr Kind K = U::kKind;
   const int64_t nb = a.nb();
   __m256 acc[R][T];
   float macc[R][T];
   for (int i = 0; i < R; ++i)
     for (int t = 0; t < T; ++t) acc[i][t] = _mm256_setzero_ps(), macc[i][t] = 0.0f;
-  const __m256i ones = _mm256_set1_epi16(1);
   const int8_t* aq[T];
   const float* ad[T];
   const int32_t* as[T];
@@ -251,41 +286,106 @@ void tile(const uint8_t* const* rows, const QActs& a, int64_t t0, float* y, int6
     }
     Blk k[R];
     for (int i = 0; i < R; ++i) U::run(rows[i], b, &k[i]);
-    for (int t = 0; t < T; ++t) {
-      const __m256i av = loadu256(aq[t] + 32 * b);
-      const float da = ad[t][b];
-      __m256i corr, m32;
-      float das = 0.0f;
-      if constexpr (K == Kind::kOffset) corr = _mm256_set1_epi32(-(U::kOff / 8) * as[t][b]);
-      if constexpr (K == Kind::kQ6K) m32 = _mm256_maddubs_epi16(_mm256_set1_epi8(32), av);
-      if constexpr (K == Kind::kMin || K == Kind::kSignMin) das = da * float(as[t][b]);
-      if constexpr (K == Kind::kSignMin) corr = _mm256_set1_epi32(16 * as[t][b]);
-      for (int i = 0; i < R; ++i) {
-        __m256i p;
-        if constexpr (K == Kind::kSign || K == Kind::kSignMin) {
-          p = _mm256_maddubs_epi16(k[i].v, _mm256_sign_epi8(av, k[i].x));
-        } else {
-          p = _mm256_maddubs_epi16(k[i].v, av);
-        }
-        __m256i s;
-        if constexpr (K == Kind::kQ6K) {
-          s = _mm256_madd_epi16(_mm256_sub_epi16(p, m32), k[i].x);
-        } else {
-          s = _mm256_madd_epi16(p, ones);
-        }
-        if constexpr (K == Kind::kOffset || K == Kind::kSignMin) s = _mm256_add_epi32(s, corr);
-        acc[i][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(k[i].dw * da), acc[i][t]);
-        if constexpr (K == Kind::kMin || K == Kind::kSignMin) macc[i][t] += k[i].mw * das;
-      }
-    }
+    block_step<U, R, T>(k, aq, ad, as, b, acc, macc);
   }
   for (int i = 0; i < R; ++i)
     for (int t = 0; t < T; ++t) y[(t0 + t) * ldy + r + i] = hsum(acc[i][t]) + macc[i][t];
 }
 
+// Prefill tile, 4 blocks at a time (all kinds but Q6_K, whose scales sit inside the block): each
+// (row, token) pair's 4 int32 block vectors are folded into one whose lanes j and j + 4 hold the
+// two halves of block j's sum (two unpack/add rounds, no horizontal add), converted once and
+// scaled by [dw_j * da_j] in lanes j and j + 4: one conversion, multiply and fma per 4 blocks
+// instead of per block (prefill on Zen 3 was bound by those per-block float operations; the tile
+// shape alone changed nothing). Offsets enter in int32 in lanes 0..3, mins in float, 4 blocks per
+// 128-bit fma. The last nb % 4 blocks take block_step.
+template <class U, int R, int T>
+void tile4(const uint8_t* const* rows, const QActs& a, int64_t t0, float* y, int64_t ldy, int64_t r) {
+  constexpr Kind K = U::kKind;
+  static_assert(K != Kind::kQ6K);
+  constexpr bool kSigned = K == Kind::kSign || K == Kind::kSignMin;
+  constexpr bool kCorr = K == Kind::kOffset || K == Kind::kSignMin;
+  constexpr bool kMins = K == Kind::kMin || K == Kind::kSignMin;
+  // int32 correction per block: -offset * activation sum (kOffset), +128 * it (U8_ROW's flip)
+  constexpr int32_t kCorrFactor = K == Kind::kSignMin ? 128 : -U::kOff;
+  const int64_t nb = a.nb(), n4 = nb / 4 * 4;
+  __m256 acc[R][T];
+  __m128 macc4[R][T];
+  float macc[R][T];
+  for (int i = 0; i < R; ++i)
+    for (int t = 0; t < T; ++t) acc[i][t] = _mm256_setzero_ps(), macc4[i][t] = _mm_setzero_ps(), macc[i][t] = 0.0f;
+  const __m256i ones = _mm256_set1_epi16(1);
+  const int8_t* aq[T];
+  const float* ad[T];
+  const int32_t* as[T];
+  for (int t = 0; t < T; ++t) aq[t] = a.row_q(t0 + t), ad[t] = a.row_d(t0 + t), as[t] = a.row_s(t0 + t);
+  for (int64_t b = 0; b < n4; b += 4) {
+    __m256 da[T];
+    __m256i corr[T];
+    __m128 das[T];
+    for (int t = 0; t < T; ++t) {
+      const __m128 d4 = _mm_loadu_ps(ad[t] + b);
+      da[t] = _mm256_set_m128(d4, d4);
+      const __m128i s4 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(as[t] + b));
+      if constexpr (kCorr)
+        corr[t] = _mm256_inserti128_si256(_mm256_setzero_si256(), _mm_mullo_epi32(s4, _mm_set1_epi32(kCorrFactor)), 0);
+      if constexpr (kMins) das[t] = _mm_mul_ps(d4, _mm_cvtepi32_ps(s4));
+    }
+    for (int i = 0; i < R; ++i) {
+      Blk k[4];
+      for (int j = 0; j < 4; ++j) U::run(rows[i], b + j, &k[j]);
+      const __m128 dw4 = _mm_setr_ps(k[0].dw, k[1].dw, k[2].dw, k[3].dw);
+      const __m256 dw = _mm256_set_m128(dw4, dw4);
+      [[maybe_unused]] __m128 mw4;
+      if constexpr (kMins) mw4 = _mm_setr_ps(k[0].mw, k[1].mw, k[2].mw, k[3].mw);
+      for (int t = 0; t < T; ++t) {
+        __m256i sb[4];
+        for (int j = 0; j < 4; ++j) {
+          const __m256i av = loadu256(aq[t] + 32 * (b + j));
+          const __m256i p = kSigned ? _mm256_maddubs_epi16(k[j].v, _mm256_sign_epi8(av, k[j].x))
+                                    : _mm256_maddubs_epi16(k[j].v, av);
+          sb[j] = _mm256_madd_epi16(p, ones);
+        }
+        const __m256i u01 = _mm256_add_epi32(_mm256_unpacklo_epi32(sb[0], sb[1]), _mm256_unpackhi_epi32(sb[0], sb[1]));
+        const __m256i u23 = _mm256_add_epi32(_mm256_unpacklo_epi32(sb[2], sb[3]), _mm256_unpackhi_epi32(sb[2], sb[3]));
+        __m256i v = _mm256_add_epi32(_mm256_unpacklo_epi64(u01, u23), _mm256_unpackhi_epi64(u01, u23));
+        if constexpr (kCorr) v = _mm256_add_epi32(v, corr[t]);
+        acc[i][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v), _mm256_mul_ps(dw, da[t]), acc[i][t]);
+        if constexpr (kMins) macc4[i][t] = _mm_fmadd_ps(mw4, das[t], macc4[i][t]);
+      }
+    }
+  }
+  for (int64_t b = n4; b < nb; ++b) {
+    Blk k[R];
+    for (int i = 0; i < R; ++i) U::run(rows[i], b, &k[i]);
+    block_step<U, R, T>(k, aq, ad, as, b, acc, macc);
+  }
+  for (int i = 0; i < R; ++i)
+    for (int t = 0; t < T; ++t) {
+      __m128 m = macc4[i][t];
+      m = _mm_add_ps(m, _mm_movehl_ps(m, m));
+      m = _mm_add_ss(m, _mm_movehdup_ps(m));
+      y[(t0 + t) * ldy + r + i] = hsum(acc[i][t]) + (_mm_cvtss_f32(m) + macc[i][t]);
+    }
+}
+
+// The prefill tile of format U: tile4 where it applies.
+template <class U, int R, int T>
+inline void prefill_tile(const uint8_t* const* rows, const QActs& a, int64_t t0, float* y, int64_t ldy, int64_t r) {
+  if constexpr (U::kKind == Kind::kQ6K) {
+    tile<U, R, T>(rows, a, t0, y, ldy, r);
+  } else {
+    tile4<U, R, T>(rows, a, t0, y, ldy, r);
+  }
+}
+
 constexpr int kDR = 4;  // decode: rows in flight
-constexpr int kPR = 4;  // prefill tile: rows
-constexpr int kPT = 3;  // prefill tile: tokens
+// Prefill tile: rows x tokens. Measured on Zen 3 (bench/micro/qgemm_bench.cpp, 5632x2048, 128
+// tokens, one thread): Q8_0 36-37 GMAC/s with 2 rows against 33-34 with 4; Q4_0 and Q4_K 34-35
+// and 23 with 4 rows against 32 and 20 with 2; 4 x 3, 4 x 2, 2 x 6 and 8 x 1 were slower.
+template <class U>
+constexpr int kPR = (U::kKind == Kind::kSign || U::kKind == Kind::kSignMin) ? 2 : 4;
+constexpr int kPT = 4;
 
 // Rows (R of them) x all tokens, in tiles of TT tokens with a tail.
 template <class U, int R, int TT>
@@ -297,16 +397,16 @@ void rows_all_tokens(const uint8_t* const* rows, const QActs& a, float* y, int64
     if (a.n_tok == 1) return tile<U, R, 1>(rows, a, 0, y, ldy, r, row_bytes, pf);
     if (a.n_tok == TT) return tile<U, R, TT>(rows, a, 0, y, ldy, r, row_bytes, pf);
   }
-  for (; t0 + TT <= a.n_tok; t0 += TT) tile<U, R, TT>(rows, a, t0, y, ldy, r);
+  for (; t0 + TT <= a.n_tok; t0 += TT) prefill_tile<U, R, TT>(rows, a, t0, y, ldy, r);
   const int64_t rest = a.n_tok - t0;
   if constexpr (TT > 1) {
-    if (rest == 1) tile<U, R, 1>(rows, a, t0, y, ldy, r);
+    if (rest == 1) prefill_tile<U, R, 1>(rows, a, t0, y, ldy, r);
   }
   if constexpr (TT > 2) {
-    if (rest == 2) tile<U, R, 2>(rows, a, t0, y, ldy, r);
+    if (rest == 2) prefill_tile<U, R, 2>(rows, a, t0, y, ldy, r);
   }
   if constexpr (TT > 3) {
-    if (rest == 3) tile<U, R, 3>(rows, a, t0, y, ldy, r);
+    if (rest == 3) prefill_tile<U, R, 3>(rows, a, t0, y, ldy, r);
   }
   static_assert(TT <= 4);
 }
@@ -331,7 +431,7 @@ void gemm(const void* w, size_t row_bytes, const QActs& a, float* y, int64_t ldy
   if (a.n_tok <= 2) {
     gemm_tiled<U, kDR, 2>(w, row_bytes, a, y, ldy, r0, r1);
   } else {
-    gemm_tiled<U, kPR, kPT>(w, row_bytes, a, y, ldy, r0, r1);
+    gemm_tiled<U, kPR<U>, kPT>(w, row_bytes, a, y, ldy, r0, r1);
   }
 }
 
@@ -341,7 +441,7 @@ void gemm(const void* w, size_t row_bytes, const QActs& a, float* y, int64_t ldy
 template <DType L, class U, int G, int BPU, size_t BB>
 void gemm_relaid(const void* w, size_t row_bytes, const QActs& a, float* y, int64_t ldy, int64_t r0, int64_t r1) {
   using UR = URelaid<U, G, BPU, BB>;
-  static_assert(G % kPR == 0);
+  static_assert(G % kPR<U> == 0);
   thread_local std::vector<uint8_t> file_row;
   auto singles = [&](int64_t lo, int64_t hi) {
     for (int64_t r = lo; r < hi; ++r) {
@@ -364,7 +464,7 @@ void gemm_relaid(const void* w, size_t row_bytes, const QActs& a, float* y, int6
     } else if (a.n_tok == 2) {
       for (int i = 0; i < G; i += kDR) rows_all_tokens<UR, kDR, 2>(rows + i, a, y, ldy, r + i, row_bytes);
     } else {
-      for (int i = 0; i < G; i += kPR) rows_all_tokens<UR, kPR, kPT>(rows + i, a, y, ldy, r + i, row_bytes);
+      for (int i = 0; i < G; i += kPR<U>) rows_all_tokens<UR, kPR<U>, kPT>(rows + i, a, y, ldy, r + i, row_bytes);
     }
   }
   singles(g.end, r1);
