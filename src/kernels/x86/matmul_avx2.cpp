@@ -25,7 +25,6 @@ namespace {
 
 constexpr int kRows = 4;    // rows per tile (= F16_R4's group)
 constexpr int kTokens = 3;  // tokens per tile: 12 accumulators + 3 activation vectors + 1 weight
-static_assert(kRows == kF16R4Rows);
 
 // 8 weights of row p from element i on, as floats.
 template <DType T>
@@ -100,75 +99,7 @@ void tile_f(const uint8_t* w, size_t row_bytes, const float* x, int64_t n, int64
     for (int i = 0; i < R; ++i) y[(t0 + t) * ldy + r + i] = hsum(acc[i][t]) + tail[i][t];
 }
 
-template <DType T, int R, bool kRelaid = false>
-void rows_f(const uint8_t* w, size_t row_bytes, const float* x, int64_t n, int64_t n_tok, float* y,
-            int64_t ldy, int64_t r) {
-  int64_t t0 = 0;
-  for (; t0 + kTokens <= n_tok; t0 += kTokens) tile_f<T, R, kTokens, kRelaid>(w, row_bytes, x, n, t0, y, ldy, r);
-  switch (n_tok - t0) {
-    case 1: return tile_f<T, R, 1, kRelaid>(w, row_bytes, x, n, t0, y, ldy, r);
-    case 2: return tile_f<T, R, 2, kRelaid>(w, row_bytes, x, n, t0, y, ldy, r);
-    default: return;
-  }
-}
-
-template <DType T>
-void gemm_float(const void* w, size_t row_bytes, const float* x, int64_t n, int64_t n_tok, float* y,
-                int64_t ldy, int64_t r0, int64_t r1) {
-  const uint8_t* wb = static_cast<const uint8_t*>(w);
-  int64_t r = r0;
-  for (; r + kRows <= r1; r += kRows) rows_f<T, kRows>(wb + size_t(r) * row_bytes, row_bytes, x, n, n_tok, y, ldy, r);
-  for (; r < r1; ++r) rows_f<T, 1>(wb + size_t(r) * row_bytes, row_bytes, x, n, n_tok, y, ldy, r);
-}
-
-// F16_R4 (kernels/layout.h): whole groups of kRows in the layout; rows outside them (a range that
-// cuts a group) one by one from their file form.
-void gemm_f16_r4(const void* w, size_t row_bytes, const float* x, int64_t n, int64_t n_tok, float* y,
-                 int64_t ldy, int64_t r0, int64_t r1) {
-  thread_local std::vector<uint8_t> file_row;
-  auto singles = [&](int64_t a, int64_t b) {
-    for (int64_t r = a; r < b; ++r)
-      rows_f<DType::F16, 1>(file_form_row(DType::F16_R4, w, row_bytes, r, file_row), row_bytes, x, n, n_tok, y, ldy, r);
-  };
-  const GroupSpan g = whole_groups(r0, r1, kRows);
-  singles(r0, g.begin);
-  const uint8_t* wb = static_cast<const uint8_t*>(w);
-  for (int64_t r = g.begin; r < g.end; r += kRows)
-    rows_f<DType::F16, kRows, true>(wb + size_t(r) * row_bytes, row_bytes, x, n, n_tok, y, ldy, r);
-  singles(g.end, r1);
-}
-
-// Any other format (float-activation mode, or one without an integer kernel): rows decoded with
-// the quant reference, kRows at a time, then the F32 tile.
-void gemm_dequant(DType t, const void* w, size_t row_bytes, const float* x, int64_t n, int64_t n_tok,
-                  float* y, int64_t ldy, int64_t r0, int64_t r1) {
-  thread_local std::vector<float> buf;  // (kRows, n), grown on first use
-  if (int64_t(buf.size()) < kRows * n) buf.resize(size_t(kRows * n));
-  thread_local std::vector<uint8_t> file_row;  // a run-time layout's row in its file form
-  const size_t fb = size_t(n) * sizeof(float);
-  for (int64_t r = r0; r < r1; r += kRows) {
-    const int64_t m = std::min<int64_t>(kRows, r1 - r);
-    for (int64_t i = 0; i < m; ++i)
-      quant::dequantize_row(file_dtype(t), file_form_row(t, w, row_bytes, r + i, file_row), buf.data() + i * n, n);
-    const uint8_t* b = reinterpret_cast<const uint8_t*>(buf.data());
-    if (m == kRows) {
-      rows_f<DType::F32, kRows>(b, fb, x, n, n_tok, y, ldy, r);
-    } else {
-      for (int64_t i = 0; i < m; ++i) rows_f<DType::F32, 1>(b + size_t(i) * fb, fb, x, n, n_tok, y, ldy, r + i);
-    }
-  }
-}
-
-void gemm_f(DType t, const void* w, size_t row_bytes, const float* x, int64_t n_in, int64_t n_tok,
-            float* y, int64_t ldy, int64_t r0, int64_t r1) {
-  switch (t) {
-    case DType::F32: return gemm_float<DType::F32>(w, row_bytes, x, n_in, n_tok, y, ldy, r0, r1);
-    case DType::F16: return gemm_float<DType::F16>(w, row_bytes, x, n_in, n_tok, y, ldy, r0, r1);
-    case DType::BF16: return gemm_float<DType::BF16>(w, row_bytes, x, n_in, n_tok, y, ldy, r0, r1);
-    case DType::F16_R4: return gemm_f16_r4(w, row_bytes, x, n_in, n_tok, y, ldy, r0, r1);
-    default: return gemm_dequant(t, w, row_bytes, x, n_in, n_tok, y, ldy, r0, r1);
-  }
-}
+#include "kernels/x86/float_gemm_impl.h"
 
 float dot_f32(const float* a, const float* b, int64_t n) {
   __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
@@ -187,7 +118,7 @@ FormatKernels format(DType t) {
     case DType::F32:
     case DType::F16:
     case DType::F16_R4:
-    case DType::BF16: return {nullptr, gemm_f};
+    case DType::BF16: return {nullptr, gemm_float_any};
     default: return {gemm_q_for(t), nullptr};  // integer formats (x86/qgemm_avx2.cpp), else none
   }
 }
