@@ -116,7 +116,10 @@ TEST_P(MatmulIsa, EveryIsaMatchesItsScalarTwinAndTheReference) {
   const bool integer = is_integer_format(dt);
   std::mt19937 rng(1234);
   const std::vector<int64_t> col_choices =
-      block == 1 ? std::vector<int64_t>{37, 64, 1000} : std::vector<int64_t>{block, 3 * block, 9 * block};
+      // 1, 3, 9 blocks (odd: tails) and 4, 10 (even: the two-block steps of the avx2 Q4_0 / Q4_1
+      // decode; 10 = two whole 4-block prefill groups and a 2-block tail)
+      block == 1 ? std::vector<int64_t>{37, 64, 1000}
+                 : std::vector<int64_t>{block, 3 * block, 4 * block, 9 * block, 10 * block};
   for (int64_t cols : col_choices) {
     for (int64_t rows : {1, 5, 17, 67}) {
       for (int64_t n_tok : {1, 2, 3, 7}) {

@@ -120,6 +120,10 @@ template <class Block, bool kFive, bool kHasMin, int kSub = 1>
 struct ULegacy {
   static constexpr Kind kKind = kHasMin ? Kind::kMin : Kind::kOffset;
   static constexpr int kOff = kFive ? 16 : 8;
+  using BlockType = Block;
+  // Q4_0 / Q4_1 (a 32-value block, no fifth bit) also decode two blocks a step (tile_q4_pairs).
+  static constexpr bool kQ4Pairs = !kFive && kSub == 1;
+  static inline const uint8_t* block_at(const uint8_t* row, int64_t b) { return row + b * int64_t(sizeof(Block)); }
   static inline void run(const uint8_t* row, int64_t b, Blk* o) {
     const Block* k = reinterpret_cast<const Block*>(row) + b / kSub;
     __m256i v = nibbles_32(k->qs + 16 * (b % kSub));
@@ -215,9 +219,25 @@ struct URelaid {
   static constexpr int kBlocksPerUnit = BPU;
   static inline const uint8_t* unit_at(const uint8_t* row, int64_t b) { return row + (b / BPU) * G * kUnit; }
   static inline void run(const uint8_t* row, int64_t b, Blk* o) { U::run(row + (b / BPU) * (G - 1) * kUnit, b, o); }
+  static inline const uint8_t* block_at(const uint8_t* row, int64_t b) {
+    return U::block_at(row + (b / BPU) * (G - 1) * kUnit, b);
+  }
 };
 template <class U>
 constexpr bool kIsRelaid = requires { U::kBlocksPerUnit; };
+template <class U>
+constexpr bool kQ4PairsOf = requires { requires U::kQ4Pairs; };
+template <class U, int G, int BPU, size_t BB>
+constexpr bool kQ4PairsOf<URelaid<U, G, BPU, BB>> = kQ4PairsOf<U> && BPU % 2 == 0;
+// The block struct of a format (of the file format under a run-time layout).
+template <class U>
+struct PairBlock {
+  using type = typename U::BlockType;
+};
+template <class U, int G, int BPU, size_t BB>
+struct PairBlock<URelaid<U, G, BPU, BB>> {
+  using type = typename U::BlockType;
+};
 
 // Block b of R rows (unpacked in k) x T tokens, accumulated per block: 8 lanes of partial sums,
 // one conversion and scale per (row, token, block).
@@ -379,6 +399,101 @@ inline void prefill_tile(const uint8_t* const* rows, const QActs& a, int64_t t0,
   }
 }
 
+// ---- Q4_0 / Q4_1 decode, two blocks a step ----
+// Decode of the nibble formats was bound by instructions, not memory (55-60% of the roofline on
+// Zen 3): per row and block, a 16-byte unpack, a scalar scale conversion and broadcast, and a
+// conversion and fma for one block. Two blocks A, B of a row take one 32-byte register
+// [A.qs | B.qs]: its low nibbles [A 0..15 | B 0..15] and high nibbles [A 16..31 | B 16..31] meet
+// activations laid out the same way (prepared once per call and token), the two vpmaddubsw
+// results add in int16 (at most 2 * 2 * 15 * 127), and one vpmaddwd leaves block A in lanes 0..3
+// and B in 4..7, scaled by [dA x4 | dB x4] from one conversion of both fp16 scales.
+struct alignas(32) Vec32 {
+  int32_t v[8];
+  __m256i i() const { return _mm256_load_si256(reinterpret_cast<const __m256i*>(v)); }
+  __m256 f() const { return _mm256_load_ps(reinterpret_cast<const float*>(v)); }
+  void set(__m256i x) { _mm256_store_si256(reinterpret_cast<__m256i*>(v), x); }
+  void set(__m256 x) { _mm256_store_ps(reinterpret_cast<float*>(v), x); }
+};
+struct Q4PairActs {
+  std::vector<Vec32> lo, hi;  // (np) int8 [A 0..15 | B 0..15], [A 16..31 | B 16..31]
+  std::vector<Vec32> d;       // (np) float activation scales [dA x4 | dB x4]
+  std::vector<Vec32> corr;    // (np) int32 Q4_0's offset -8 * block sum, a quarter in each lane
+  std::vector<float> das;     // (2 np) Q4_1: activation scale * block sum
+};
+
+// The pair layout of tokens 0..n_tok-1 (n_tok <= 2, nb even), in the calling thread's scratch.
+const Q4PairActs* q4_pair_acts(const QActs& a) {
+  thread_local Q4PairActs pa[2];
+  const int64_t np = a.nb() / 2;
+  for (int64_t t = 0; t < a.n_tok; ++t) {
+    Q4PairActs& p = pa[t];
+    if (int64_t(p.lo.size()) < np) p.lo.resize(size_t(np)), p.hi.resize(size_t(np)), p.d.resize(size_t(np)),
+                                    p.corr.resize(size_t(np)), p.das.resize(size_t(2 * np));
+    const int8_t* q = a.row_q(t);
+    const float* d = a.row_d(t);
+    const int32_t* s = a.row_s(t);
+    for (int64_t j = 0; j < np; ++j) {
+      const __m256i a0 = loadu256(q + 64 * j), a1 = loadu256(q + 64 * j + 32);
+      p.lo[size_t(j)].set(_mm256_permute2x128_si256(a0, a1, 0x20));
+      p.hi[size_t(j)].set(_mm256_permute2x128_si256(a0, a1, 0x31));
+      p.d[size_t(j)].set(_mm256_set_m128(_mm_set1_ps(d[2 * j + 1]), _mm_set1_ps(d[2 * j])));
+      p.corr[size_t(j)].set(_mm256_set_m128i(_mm_set1_epi32(-2 * s[2 * j + 1]), _mm_set1_epi32(-2 * s[2 * j])));
+      p.das[size_t(2 * j)] = d[2 * j] * float(s[2 * j]);
+      p.das[size_t(2 * j + 1)] = d[2 * j + 1] * float(s[2 * j + 1]);
+    }
+  }
+  return pa;
+}
+
+// Rows rows[0..R) (outputs r..r+R) x T tokens (pa[0..T)), np pairs of blocks; pf as in tile.
+template <class U, int R, int T>
+void tile_q4_pairs(const uint8_t* const* rows, const Q4PairActs* pa, int64_t np, float* y, int64_t ldy,
+                   int64_t r, size_t row_bytes, int64_t pf) {
+  constexpr bool kMin = U::kKind == Kind::kMin;
+  __m256 acc[R][T];
+  float macc[R][T];
+  for (int i = 0; i < R; ++i)
+    for (int t = 0; t < T; ++t) acc[i][t] = _mm256_setzero_ps(), macc[i][t] = 0.0f;
+  const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+  const __m256i spread = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
+  const int64_t pair_bytes = 2 * int64_t(row_bytes) / (2 * np);
+  int64_t line = -1;
+  for (int64_t j = 0; j < np; ++j) {
+    const int64_t b = 2 * j;
+    if constexpr (kIsRelaid<U>) {
+      if (b % U::kBlocksPerUnit == 0)
+        for (int i = 0; i < R; ++i) _mm_prefetch(reinterpret_cast<const char*>(U::unit_at(rows[i], b) + pf), _MM_HINT_T0);
+    } else {
+      const int64_t off = j * pair_bytes;
+      if ((off >> 6) != line) {
+        line = off >> 6;
+        for (int i = 0; i < R; ++i) _mm_prefetch(reinterpret_cast<const char*>(rows[i] + off + pf), _MM_HINT_T0);
+      }
+    }
+    for (int i = 0; i < R; ++i) {
+      const uint8_t* A = U::block_at(rows[i], b);
+      const uint8_t* B = U::block_at(rows[i], b + 1);
+      using Block = typename PairBlock<U>::type;
+      const Block* ka = reinterpret_cast<const Block*>(A);
+      const Block* kb = reinterpret_cast<const Block*>(B);
+      const __m256i x = _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(kb->qs), reinterpret_cast<const __m128i*>(ka->qs));
+      const __m256i lo = _mm256_and_si256(x, m4), hi = _mm256_and_si256(_mm256_srli_epi16(x, 4), m4);
+      const __m256 dw = _mm256_permutevar8x32_ps(
+          _mm256_cvtph_ps(_mm_cvtsi32_si128(int(uint32_t(ka->d) | uint32_t(kb->d) << 16))), spread);
+      for (int t = 0; t < T; ++t) {
+        const __m256i p16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, pa[t].lo[size_t(j)].i()),
+                                             _mm256_maddubs_epi16(hi, pa[t].hi[size_t(j)].i()));
+        __m256i sum = _mm256_madd_epi16(p16, ones);
+        if constexpr (!kMin) sum = _mm256_add_epi32(sum, pa[t].corr[size_t(j)].i());
+        acc[i][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_mul_ps(dw, pa[t].d[size_t(j)].f()), acc[i][t]);
+        if constexpr (kMin) macc[i][t] += h2f(ka->m) * pa[t].das[size_t(b)] + h2f(kb->m) * pa[t].das[size_t(b + 1)];
+      }
+    }
+  }
+  for (int i = 0; i < R; ++i)
+    for (int t = 0; t < T; ++t) y[t * ldy + r + i] = hsum(acc[i][t]) + macc[i][t];
+}
+
 constexpr int kDR = 4;  // decode: rows in flight
 // Prefill tile: rows x tokens. Measured on Zen 3 (bench/micro/qgemm_bench.cpp, 5632x2048, 128
 // tokens, one thread): Q8_0 36-37 GMAC/s with 2 rows against 33-34 with 4; Q4_0 and Q4_K 34-35
@@ -388,12 +503,17 @@ constexpr int kPR = (U::kKind == Kind::kSign || U::kKind == Kind::kSignMin) ? 2 
 constexpr int kPT = 4;
 
 // Rows (R of them) x all tokens, in tiles of TT tokens with a tail.
+// pa: Q4_0 / Q4_1 activations in pair layout (decode, even nb), else nullptr.
 template <class U, int R, int TT>
 void rows_all_tokens(const uint8_t* const* rows, const QActs& a, float* y, int64_t ldy, int64_t r,
-                     size_t row_bytes) {
+                     size_t row_bytes, const Q4PairActs* pa = nullptr) {
   int64_t t0 = 0;
   if constexpr (TT <= 2) {  // decode: each row streamed once
     const int64_t pf = kIsRelaid<U> ? kPrefetchSequential : decode_prefetch_distance(row_bytes, R);
+    if constexpr (kQ4PairsOf<U>) {
+      if (pa && a.n_tok == 1) return tile_q4_pairs<U, R, 1>(rows, pa, a.nb() / 2, y, ldy, r, row_bytes, pf);
+      if (pa && a.n_tok == 2) return tile_q4_pairs<U, R, 2>(rows, pa, a.nb() / 2, y, ldy, r, row_bytes, pf);
+    }
     if (a.n_tok == 1) return tile<U, R, 1>(rows, a, 0, y, ldy, r, row_bytes, pf);
     if (a.n_tok == TT) return tile<U, R, TT>(rows, a, 0, y, ldy, r, row_bytes, pf);
   }
@@ -412,24 +532,34 @@ void rows_all_tokens(const uint8_t* const* rows, const QActs& a, float* y, int64
 }
 
 template <class U, int R, int TT>
-void gemm_tiled(const void* w, size_t row_bytes, const QActs& a, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+void gemm_tiled(const void* w, size_t row_bytes, const QActs& a, float* y, int64_t ldy, int64_t r0, int64_t r1,
+                const Q4PairActs* pa = nullptr) {
   const uint8_t* base = static_cast<const uint8_t*>(w);
   int64_t r = r0;
   for (; r + R <= r1; r += R) {
     const uint8_t* rows[R];
     for (int i = 0; i < R; ++i) rows[i] = base + size_t(r + i) * row_bytes;
-    rows_all_tokens<U, R, TT>(rows, a, y, ldy, r, row_bytes);
+    rows_all_tokens<U, R, TT>(rows, a, y, ldy, r, row_bytes, pa);
   }
   for (; r < r1; ++r) {
     const uint8_t* row = base + size_t(r) * row_bytes;
-    rows_all_tokens<U, 1, TT>(&row, a, y, ldy, r, row_bytes);
+    rows_all_tokens<U, 1, TT>(&row, a, y, ldy, r, row_bytes, pa);
   }
+}
+
+// The pair layout of the activations when U decodes two blocks a step (else nullptr).
+template <class U>
+const Q4PairActs* pairs_for(const QActs& a) {
+  if constexpr (kQ4PairsOf<U>) {
+    if (a.n_tok <= 2 && a.nb() % 2 == 0) return q4_pair_acts(a);
+  }
+  return nullptr;
 }
 
 template <class U>
 void gemm(const void* w, size_t row_bytes, const QActs& a, float* y, int64_t ldy, int64_t r0, int64_t r1) {
   if (a.n_tok <= 2) {
-    gemm_tiled<U, kDR, 2>(w, row_bytes, a, y, ldy, r0, r1);
+    gemm_tiled<U, kDR, 2>(w, row_bytes, a, y, ldy, r0, r1, pairs_for<U>(a));
   } else {
     gemm_tiled<U, kPR<U>, kPT>(w, row_bytes, a, y, ldy, r0, r1);
   }
@@ -443,11 +573,12 @@ void gemm_relaid(const void* w, size_t row_bytes, const QActs& a, float* y, int6
   using UR = URelaid<U, G, BPU, BB>;
   static_assert(G % kPR<U> == 0);
   thread_local std::vector<uint8_t> file_row;
+  const Q4PairActs* pa = pairs_for<U>(a);
   auto singles = [&](int64_t lo, int64_t hi) {
     for (int64_t r = lo; r < hi; ++r) {
       const uint8_t* row = file_form_row(L, w, row_bytes, r, file_row);
       if (a.n_tok <= 2) {
-        rows_all_tokens<U, 1, 2>(&row, a, y, ldy, r, row_bytes);
+        rows_all_tokens<U, 1, 2>(&row, a, y, ldy, r, row_bytes, pa);
       } else {
         rows_all_tokens<U, 1, kPT>(&row, a, y, ldy, r, row_bytes);
       }
@@ -460,9 +591,9 @@ void gemm_relaid(const void* w, size_t row_bytes, const QActs& a, float* y, int6
     const uint8_t* rows[G];
     for (int i = 0; i < G; ++i) rows[i] = base + size_t(r) * row_bytes + size_t(i) * UR::kUnit;
     if (a.n_tok == 1) {
-      rows_all_tokens<UR, G, 1>(rows, a, y, ldy, r, row_bytes);
+      rows_all_tokens<UR, G, 1>(rows, a, y, ldy, r, row_bytes, pa);
     } else if (a.n_tok == 2) {
-      for (int i = 0; i < G; i += kDR) rows_all_tokens<UR, kDR, 2>(rows + i, a, y, ldy, r + i, row_bytes);
+      for (int i = 0; i < G; i += kDR) rows_all_tokens<UR, kDR, 2>(rows + i, a, y, ldy, r + i, row_bytes, pa);
     } else {
       for (int i = 0; i < G; i += kPR<U>) rows_all_tokens<UR, kPR<U>, kPT>(rows + i, a, y, ldy, r + i, row_bytes);
     }
