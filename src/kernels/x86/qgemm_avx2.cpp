@@ -16,7 +16,8 @@
 // One register tile is R rows x T tokens of float accumulators (8 lanes each, reduced at the end);
 // each row's block is unpacked once per tile and used for T tokens, each activation block loaded
 // once and used for R rows. Decode (1-2 tokens): 4 rows x n_tok (8 for a run-time layout's group);
-// prefill: kPR rows x kPT tokens, 4 blocks at a time (tile4).
+// prefill: kPR rows x kPT tokens, 4 blocks at a time (tile4). Q4_0 and Q4_1 take two blocks a step
+// in both (tile_q4_pairs).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -399,14 +400,16 @@ inline void prefill_tile(const uint8_t* const* rows, const QActs& a, int64_t t0,
   }
 }
 
-// ---- Q4_0 / Q4_1 decode, two blocks a step ----
+// ---- Q4_0 / Q4_1, two blocks a step (decode, and prefill where nb is even) ----
 // Decode of the nibble formats was bound by instructions, not memory (55-60% of the roofline on
 // Zen 3): per row and block, a 16-byte unpack, a scalar scale conversion and broadcast, and a
 // conversion and fma for one block. Two blocks A, B of a row take one 32-byte register
 // [A.qs | B.qs]: its low nibbles [A 0..15 | B 0..15] and high nibbles [A 16..31 | B 16..31] meet
 // activations laid out the same way (prepared once per call and token), the two vpmaddubsw
 // results add in int16 (at most 2 * 2 * 15 * 127), and one vpmaddwd leaves block A in lanes 0..3
-// and B in 4..7, scaled by [dA x4 | dB x4] from one conversion of both fp16 scales.
+// and B in 4..7, scaled by [dA x4 | dB x4] from one conversion of both fp16 scales. In prefill
+// the unpacked pair serves kPT tokens (qgemm_bench, 5632x2048, 128 tokens: Q4_0 35 -> 40-41,
+// Q4_1 32 -> 35-36 GMAC/s against tile4).
 struct alignas(32) Vec32 {
   int32_t v[8];
   __m256i i() const { return _mm256_load_si256(reinterpret_cast<const __m256i*>(v)); }
@@ -421,12 +424,13 @@ struct Q4PairActs {
   std::vector<float> das;     // (2 np) Q4_1: activation scale * block sum
 };
 
-// The pair layout of tokens 0..n_tok-1 (n_tok <= 2, nb even), in the calling thread's scratch.
+// The pair layout of every token (nb even), in the calling thread's scratch.
 const Q4PairActs* q4_pair_acts(const QActs& a) {
-  thread_local Q4PairActs pa[2];
+  thread_local std::vector<Q4PairActs> pa;
+  if (int64_t(pa.size()) < a.n_tok) pa.resize(size_t(a.n_tok));
   const int64_t np = a.nb() / 2;
   for (int64_t t = 0; t < a.n_tok; ++t) {
-    Q4PairActs& p = pa[t];
+    Q4PairActs& p = pa[size_t(t)];
     if (int64_t(p.lo.size()) < np) p.lo.resize(size_t(np)), p.hi.resize(size_t(np)), p.d.resize(size_t(np)),
                                     p.corr.resize(size_t(np)), p.das.resize(size_t(2 * np));
     const int8_t* q = a.row_q(t);
@@ -442,10 +446,11 @@ const Q4PairActs* q4_pair_acts(const QActs& a) {
       p.das[size_t(2 * j + 1)] = d[2 * j + 1] * float(s[2 * j + 1]);
     }
   }
-  return pa;
+  return pa.data();
 }
 
-// Rows rows[0..R) (outputs r..r+R) x T tokens (pa[0..T)), np pairs of blocks; pf as in tile.
+// Rows rows[0..R) (outputs r..r+R) x T tokens (pa[0..T), outputs y[t * ldy]), np pairs of blocks;
+// pf > 0 (decode) as in tile.
 template <class U, int R, int T>
 void tile_q4_pairs(const uint8_t* const* rows, const Q4PairActs* pa, int64_t np, float* y, int64_t ldy,
                    int64_t r, size_t row_bytes, int64_t pf) {
@@ -460,7 +465,8 @@ void tile_q4_pairs(const uint8_t* const* rows, const Q4PairActs* pa, int64_t np,
   int64_t line = -1;
   for (int64_t j = 0; j < np; ++j) {
     const int64_t b = 2 * j;
-    if constexpr (kIsRelaid<U>) {
+    if (pf <= 0) {
+    } else if constexpr (kIsRelaid<U>) {
       if (b % U::kBlocksPerUnit == 0)
         for (int i = 0; i < R; ++i) _mm_prefetch(reinterpret_cast<const char*>(U::unit_at(rows[i], b) + pf), _MM_HINT_T0);
     } else {
@@ -517,6 +523,18 @@ void rows_all_tokens(const uint8_t* const* rows, const QActs& a, float* y, int64
     if (a.n_tok == 1) return tile<U, R, 1>(rows, a, 0, y, ldy, r, row_bytes, pf);
     if (a.n_tok == TT) return tile<U, R, TT>(rows, a, 0, y, ldy, r, row_bytes, pf);
   }
+  if constexpr (kQ4PairsOf<U>) {
+    if (pa) {
+      const int64_t np = a.nb() / 2;
+      for (; t0 + TT <= a.n_tok; t0 += TT) tile_q4_pairs<U, R, TT>(rows, pa + t0, np, y + t0 * ldy, ldy, r, row_bytes, 0);
+      switch (a.n_tok - t0) {
+        case 1: return tile_q4_pairs<U, R, 1>(rows, pa + t0, np, y + t0 * ldy, ldy, r, row_bytes, 0);
+        case 2: return tile_q4_pairs<U, R, 2>(rows, pa + t0, np, y + t0 * ldy, ldy, r, row_bytes, 0);
+        case 3: return tile_q4_pairs<U, R, 3>(rows, pa + t0, np, y + t0 * ldy, ldy, r, row_bytes, 0);
+        default: return;
+      }
+    }
+  }
   for (; t0 + TT <= a.n_tok; t0 += TT) prefill_tile<U, R, TT>(rows, a, t0, y, ldy, r);
   const int64_t rest = a.n_tok - t0;
   if constexpr (TT > 1) {
@@ -551,7 +569,7 @@ void gemm_tiled(const void* w, size_t row_bytes, const QActs& a, float* y, int64
 template <class U>
 const Q4PairActs* pairs_for(const QActs& a) {
   if constexpr (kQ4PairsOf<U>) {
-    if (a.n_tok <= 2 && a.nb() % 2 == 0) return q4_pair_acts(a);
+    if (a.nb() % 2 == 0) return q4_pair_acts(a);
   }
   return nullptr;
 }
@@ -561,7 +579,7 @@ void gemm(const void* w, size_t row_bytes, const QActs& a, float* y, int64_t ldy
   if (a.n_tok <= 2) {
     gemm_tiled<U, kDR, 2>(w, row_bytes, a, y, ldy, r0, r1, pairs_for<U>(a));
   } else {
-    gemm_tiled<U, kPR<U>, kPT>(w, row_bytes, a, y, ldy, r0, r1);
+    gemm_tiled<U, kPR<U>, kPT>(w, row_bytes, a, y, ldy, r0, r1, pairs_for<U>(a));
   }
 }
 
@@ -580,7 +598,7 @@ void gemm_relaid(const void* w, size_t row_bytes, const QActs& a, float* y, int6
       if (a.n_tok <= 2) {
         rows_all_tokens<U, 1, 2>(&row, a, y, ldy, r, row_bytes, pa);
       } else {
-        rows_all_tokens<U, 1, kPT>(&row, a, y, ldy, r, row_bytes);
+        rows_all_tokens<U, 1, kPT>(&row, a, y, ldy, r, row_bytes, pa);
       }
     }
   };
@@ -595,7 +613,7 @@ void gemm_relaid(const void* w, size_t row_bytes, const QActs& a, float* y, int6
     } else if (a.n_tok == 2) {
       for (int i = 0; i < G; i += kDR) rows_all_tokens<UR, kDR, 2>(rows + i, a, y, ldy, r + i, row_bytes, pa);
     } else {
-      for (int i = 0; i < G; i += kPR<U>) rows_all_tokens<UR, kPR<U>, kPT>(rows + i, a, y, ldy, r + i, row_bytes);
+      for (int i = 0; i < G; i += kPR<U>) rows_all_tokens<UR, kPR<U>, kPT>(rows + i, a, y, ldy, r + i, row_bytes, pa);
     }
   }
   singles(g.end, r1);
