@@ -240,6 +240,25 @@ struct PairBlock<URelaid<U, G, BPU, BB>> {
   using type = typename U::BlockType;
 };
 
+// Decode prefetch at block b (pf > 0): a run-time layout's group is one stream, prefetched pf bytes
+// ahead once per unit; a file layout's rows each pf bytes ahead of their position b * block_bytes
+// (exact for the 32-blocks, within a few bytes for the K-quant super-blocks), once per cache line
+// (line: the last one).
+template <class U, int R>
+inline void prefetch_step(const uint8_t* const* rows, int64_t b, int64_t block_bytes, int64_t pf, int64_t& line) {
+  if (pf <= 0) return;
+  if constexpr (kIsRelaid<U>) {
+    if (b % U::kBlocksPerUnit == 0)
+      for (int i = 0; i < R; ++i) _mm_prefetch(reinterpret_cast<const char*>(U::unit_at(rows[i], b) + pf), _MM_HINT_T0);
+  } else {
+    const int64_t off = b * block_bytes;
+    if ((off >> 6) != line) {
+      line = off >> 6;
+      for (int i = 0; i < R; ++i) _mm_prefetch(reinterpret_cast<const char*>(rows[i] + off + pf), _MM_HINT_T0);
+    }
+  }
+}
+
 // Block b of R rows (unpacked in k) x T tokens, accumulated per block: 8 lanes of partial sums,
 // one conversion and scale per (row, token, block).
 template <class U, int R, int T>
@@ -276,10 +295,7 @@ inline void block_step(const Blk* k, const int8_t* const* aq, const float* const
   }
 }
 
-// Rows rows[0..R) (outputs r..r+R) x tokens [t0, t0 + T). pf > 0 (decode): prefetch pf bytes
-// ahead of each row's position (decode_prefetch.h), once per cache line; the position is
-// row_bytes / nb bytes per 32-value block, exact for the 32-blocks and within a few bytes for
-// the K-quant super-blocks.
+// Rows rows[0..R) (outputs r..r+R) x tokens [t0, t0 + T). pf > 0 (decode): prefetch_step.
 template <class U, int R, int T>
 void tile(const uint8_t* const* rows, const QActs& a, int64_t t0, float* y, int64_t ldy, int64_t r,
           size_t row_bytes = 0, int64_t pf = 0) {
@@ -295,16 +311,7 @@ void tile(const uint8_t* const* rows, const QActs& a, int64_t t0, float* y, int6
   const int64_t block_bytes = int64_t(row_bytes) / nb;
   int64_t line = -1;
   for (int64_t b = 0; b < nb; ++b) {
-    if constexpr (kIsRelaid<U>) {  // one sequential stream: each unit, pf bytes ahead
-      if (pf > 0 && b % U::kBlocksPerUnit == 0)
-        for (int i = 0; i < R; ++i) _mm_prefetch(reinterpret_cast<const char*>(U::unit_at(rows[i], b) + pf), _MM_HINT_T0);
-    } else if (pf > 0) {
-      const int64_t off = b * block_bytes;
-      if ((off >> 6) != line) {
-        line = off >> 6;
-        for (int i = 0; i < R; ++i) _mm_prefetch(reinterpret_cast<const char*>(rows[i] + off + pf), _MM_HINT_T0);
-      }
-    }
+    prefetch_step<U, R>(rows, b, block_bytes, pf, line);
     Blk k[R];
     for (int i = 0; i < R; ++i) U::run(rows[i], b, &k[i]);
     block_step<U, R, T>(k, aq, ad, as, b, acc, macc);
@@ -461,21 +468,11 @@ void tile_q4_pairs(const uint8_t* const* rows, const Q4PairActs* pa, int64_t np,
     for (int t = 0; t < T; ++t) acc[i][t] = _mm256_setzero_ps(), macc[i][t] = 0.0f;
   const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
   const __m256i spread = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
-  const int64_t pair_bytes = 2 * int64_t(row_bytes) / (2 * np);
+  const int64_t block_bytes = int64_t(row_bytes) / (2 * np);
   int64_t line = -1;
   for (int64_t j = 0; j < np; ++j) {
     const int64_t b = 2 * j;
-    if (pf <= 0) {
-    } else if constexpr (kIsRelaid<U>) {
-      if (b % U::kBlocksPerUnit == 0)
-        for (int i = 0; i < R; ++i) _mm_prefetch(reinterpret_cast<const char*>(U::unit_at(rows[i], b) + pf), _MM_HINT_T0);
-    } else {
-      const int64_t off = j * pair_bytes;
-      if ((off >> 6) != line) {
-        line = off >> 6;
-        for (int i = 0; i < R; ++i) _mm_prefetch(reinterpret_cast<const char*>(rows[i] + off + pf), _MM_HINT_T0);
-      }
-    }
+    prefetch_step<U, R>(rows, b, block_bytes, pf, line);
     for (int i = 0; i < R; ++i) {
       const uint8_t* A = U::block_at(rows[i], b);
       const uint8_t* B = U::block_at(rows[i], b + 1);
