@@ -324,9 +324,9 @@ void tile(const uint8_t* const* rows, const QActs& a, int64_t t0, float* y, int6
 // (row, token) pair's 4 int32 block vectors are folded into one whose lanes j and j + 4 hold the
 // two halves of block j's sum (two unpack/add rounds, no horizontal add), converted once and
 // scaled by [dw_j * da_j] in lanes j and j + 4: one conversion, multiply and fma per 4 blocks
-// instead of per block (prefill on Zen 3 was bound by those per-block float operations; the tile
-// shape alone changed nothing). Offsets enter in int32 in lanes 0..3, mins in float, 4 blocks per
-// 128-bit fma. The last nb % 4 blocks take block_step.
+// instead of per block (with the tile shapes of kPR, 10-15% more GMAC/s than the per-block tile on
+// Zen 3). Offsets enter in int32 in lanes 0..3, mins in float, 4 blocks per 128-bit fma. The last
+// nb % 4 blocks take block_step.
 template <class U, int R, int T>
 void tile4(const uint8_t* const* rows, const QActs& a, int64_t t0, float* y, int64_t ldy, int64_t r) {
   constexpr Kind K = U::kKind;
@@ -408,9 +408,9 @@ inline void prefill_tile(const uint8_t* const* rows, const QActs& a, int64_t t0,
 }
 
 // ---- Q4_0 / Q4_1, two blocks a step (decode, and prefill where nb is even) ----
-// Decode of the nibble formats was bound by instructions, not memory (55-60% of the roofline on
-// Zen 3): per row and block, a 16-byte unpack, a scalar scale conversion and broadcast, and a
-// conversion and fma for one block. Two blocks A, B of a row take one 32-byte register
+// The nibble formats spend more instructions per byte than Q8_0 (Q4_0 decode from cache: 21.6
+// GMAC/s a core on Zen 3): per row and block, a 16-byte unpack, a scalar scale conversion and
+// broadcast, and a conversion and fma for one block. Two blocks A, B of a row take one 32-byte register
 // [A.qs | B.qs]: its low nibbles [A 0..15 | B 0..15] and high nibbles [A 16..31 | B 16..31] meet
 // activations laid out the same way (prepared once per call and token), the two vpmaddubsw
 // results add in int16 (at most 2 * 2 * 15 * 127), and one vpmaddwd leaves block A in lanes 0..3
@@ -499,14 +499,15 @@ void tile_q4_pairs(const uint8_t* const* rows, const Q4PairActs* pa, int64_t np,
 
 constexpr int kDR = 4;  // decode: rows in flight
 // Prefill tile: rows x tokens. Measured on Zen 3 (bench/micro/qgemm_bench.cpp, 5632x2048, 128
-// tokens, one thread): Q8_0 36-37 GMAC/s with 2 rows against 33-34 with 4; Q4_0 and Q4_K 34-35
-// and 23 with 4 rows against 32 and 20 with 2; 4 x 3, 4 x 2, 2 x 6 and 8 x 1 were slower.
+// tokens, one thread): Q8_0 36-37 GMAC/s with 2 rows against 33-34 with 4; Q4_0 and Q4_K (tile4)
+// 34-35 and 23 with 4 rows against 32 and 20 with 2; 4 x 3, 4 x 2, 2 x 6 and 8 x 1 were slower.
+// Q4_0 / Q4_1 in tile_q4_pairs: 4 x 4 again best (2 x 4 and 4 x 3 slower).
 template <class U>
 constexpr int kPR = (U::kKind == Kind::kSign || U::kKind == Kind::kSignMin) ? 2 : 4;
 constexpr int kPT = 4;
 
 // Rows (R of them) x all tokens, in tiles of TT tokens with a tail.
-// pa: Q4_0 / Q4_1 activations in pair layout (decode, even nb), else nullptr.
+// pa: Q4_0 / Q4_1 activations in pair layout (even nb: tile_q4_pairs), else nullptr.
 template <class U, int R, int TT>
 void rows_all_tokens(const uint8_t* const* rows, const QActs& a, float* y, int64_t ldy, int64_t r,
                      size_t row_bytes, const Q4PairActs* pa = nullptr) {
