@@ -1,6 +1,5 @@
-// Float-activation kernels, compiled once per ISA: generic/ (baseline flags) and each ISA
-// directory include this file with EG_KERNEL_NS set to their namespace, so the same source is
-// vectorised for each target. It serves F32 (direct), F16 and BF16 (each weight row decoded once
+// Float-activation kernels of the generic table (generic/matmul_generic.cpp includes this file with
+// EG_KERNEL_NS set; the x86 and arm tables have register-tiled float kernels of their own). It serves F32 (direct), F16 and BF16 (each weight row decoded once
 // and used for every token), and any format without an integer kernel (decoded with the quant
 // reference). Integer formats have hand-written kernels per ISA instead (qacts.h).
 // Not a public header: include only from an ISA translation unit.

@@ -50,13 +50,6 @@ inline float scalar_w(const void* p, int64_t i) {
   }
 }
 
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
 // Rows w, w + row_bytes, ... (R of them, outputs r.. r + R) x tokens [t0, t0 + TT). kRelaid: the
 // R rows are a group of F16_R4 (kernels/layout.h) at w, 32 values of each row in turn, read as one
 // sequential stream (n % 32 == 0).

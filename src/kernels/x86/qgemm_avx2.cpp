@@ -89,13 +89,6 @@ inline __m256i bit4_of(uint32_t qh) {
   const __m256i x = _mm256_shuffle_epi8(_mm256_set1_epi32(int32_t(qh)), idx);
   return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(x, bits), bits), _mm256_set1_epi8(0x10));
 }
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
 enum class Kind { kSign, kOffset, kMin, kQ6K, kSignMin };
 
 // One 32-value block of a row, unpacked.
@@ -226,19 +219,24 @@ struct URelaid {
 };
 template <class U>
 constexpr bool kIsRelaid = requires { U::kBlocksPerUnit; };
+// The file format's policy of U (U itself, or the format a run-time layout rearranges).
 template <class U>
-constexpr bool kQ4PairsOf = requires { requires U::kQ4Pairs; };
-template <class U, int G, int BPU, size_t BB>
-constexpr bool kQ4PairsOf<URelaid<U, G, BPU, BB>> = kQ4PairsOf<U> && BPU % 2 == 0;
-// The block struct of a format (of the file format under a run-time layout).
-template <class U>
-struct PairBlock {
-  using type = typename U::BlockType;
+struct FileFormat {
+  using type = U;
 };
 template <class U, int G, int BPU, size_t BB>
-struct PairBlock<URelaid<U, G, BPU, BB>> {
-  using type = typename U::BlockType;
+struct FileFormat<URelaid<U, G, BPU, BB>> {
+  using type = U;
 };
+// U decodes two blocks a step (tile_q4_pairs); a layout's units hold whole pairs.
+template <class U>
+constexpr bool kQ4PairsOf = [] {
+  if constexpr (requires { requires FileFormat<U>::type::kQ4Pairs; }) {
+    if constexpr (kIsRelaid<U>) return U::kBlocksPerUnit % 2 == 0;
+    return true;
+  }
+  return false;
+}();
 
 // Decode prefetch at block b (pf > 0): a run-time layout's group is one stream, prefetched pf bytes
 // ahead once per unit; a file layout's rows each pf bytes ahead of their position b * block_bytes
@@ -397,16 +395,6 @@ void tile4(const uint8_t* const* rows, const QActs& a, int64_t t0, float* y, int
     }
 }
 
-// The prefill tile of format U: tile4 where it applies.
-template <class U, int R, int T>
-inline void prefill_tile(const uint8_t* const* rows, const QActs& a, int64_t t0, float* y, int64_t ldy, int64_t r) {
-  if constexpr (U::kKind == Kind::kQ6K) {
-    tile<U, R, T>(rows, a, t0, y, ldy, r);
-  } else {
-    tile4<U, R, T>(rows, a, t0, y, ldy, r);
-  }
-}
-
 // ---- Q4_0 / Q4_1, two blocks a step (decode, and prefill where nb is even) ----
 // The nibble formats spend more instructions per byte than Q8_0 (Q4_0 decode from cache: 21.6
 // GMAC/s a core on Zen 3): per row and block, a 16-byte unpack, a scalar scale conversion and
@@ -438,8 +426,10 @@ const Q4PairActs* q4_pair_acts(const QActs& a) {
   const int64_t np = a.nb() / 2;
   for (int64_t t = 0; t < a.n_tok; ++t) {
     Q4PairActs& p = pa[size_t(t)];
-    if (int64_t(p.lo.size()) < np) p.lo.resize(size_t(np)), p.hi.resize(size_t(np)), p.d.resize(size_t(np)),
-                                    p.corr.resize(size_t(np)), p.das.resize(size_t(2 * np));
+    if (int64_t(p.lo.size()) < np) {
+      for (auto* v : {&p.lo, &p.hi, &p.d, &p.corr}) v->resize(size_t(np));
+      p.das.resize(size_t(2 * np));
+    }
     const int8_t* q = a.row_q(t);
     const float* d = a.row_d(t);
     const int32_t* s = a.row_s(t);
@@ -476,7 +466,7 @@ void tile_q4_pairs(const uint8_t* const* rows, const Q4PairActs* pa, int64_t np,
     for (int i = 0; i < R; ++i) {
       const uint8_t* A = U::block_at(rows[i], b);
       const uint8_t* B = U::block_at(rows[i], b + 1);
-      using Block = typename PairBlock<U>::type;
+      using Block = typename FileFormat<U>::type::BlockType;
       const Block* ka = reinterpret_cast<const Block*>(A);
       const Block* kb = reinterpret_cast<const Block*>(B);
       const __m256i x = _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(kb->qs), reinterpret_cast<const __m128i*>(ka->qs));
@@ -495,6 +485,21 @@ void tile_q4_pairs(const uint8_t* const* rows, const Q4PairActs* pa, int64_t np,
   }
   for (int i = 0; i < R; ++i)
     for (int t = 0; t < T; ++t) y[t * ldy + r + i] = hsum(acc[i][t]) + macc[i][t];
+}
+
+// The prefill tile of format U over tokens [t0, t0 + T): tile_q4_pairs with the pair layout pa,
+// else tile4 where it applies (all but Q6_K), else the per-block tile.
+template <class U, int R, int T>
+inline void prefill_tile(const uint8_t* const* rows, const QActs& a, int64_t t0, float* y, int64_t ldy, int64_t r,
+                         size_t row_bytes, const Q4PairActs* pa) {
+  if constexpr (kQ4PairsOf<U>) {
+    if (pa) return tile_q4_pairs<U, R, T>(rows, pa + t0, a.nb() / 2, y + t0 * ldy, ldy, r, row_bytes, 0);
+  }
+  if constexpr (U::kKind == Kind::kQ6K) {
+    tile<U, R, T>(rows, a, t0, y, ldy, r);
+  } else {
+    tile4<U, R, T>(rows, a, t0, y, ldy, r);
+  }
 }
 
 constexpr int kDR = 4;  // decode: rows in flight
@@ -521,28 +526,16 @@ void rows_all_tokens(const uint8_t* const* rows, const QActs& a, float* y, int64
     if (a.n_tok == 1) return tile<U, R, 1>(rows, a, 0, y, ldy, r, row_bytes, pf);
     if (a.n_tok == TT) return tile<U, R, TT>(rows, a, 0, y, ldy, r, row_bytes, pf);
   }
-  if constexpr (kQ4PairsOf<U>) {
-    if (pa) {
-      const int64_t np = a.nb() / 2;
-      for (; t0 + TT <= a.n_tok; t0 += TT) tile_q4_pairs<U, R, TT>(rows, pa + t0, np, y + t0 * ldy, ldy, r, row_bytes, 0);
-      switch (a.n_tok - t0) {
-        case 1: return tile_q4_pairs<U, R, 1>(rows, pa + t0, np, y + t0 * ldy, ldy, r, row_bytes, 0);
-        case 2: return tile_q4_pairs<U, R, 2>(rows, pa + t0, np, y + t0 * ldy, ldy, r, row_bytes, 0);
-        case 3: return tile_q4_pairs<U, R, 3>(rows, pa + t0, np, y + t0 * ldy, ldy, r, row_bytes, 0);
-        default: return;
-      }
-    }
-  }
-  for (; t0 + TT <= a.n_tok; t0 += TT) prefill_tile<U, R, TT>(rows, a, t0, y, ldy, r);
+  for (; t0 + TT <= a.n_tok; t0 += TT) prefill_tile<U, R, TT>(rows, a, t0, y, ldy, r, row_bytes, pa);
   const int64_t rest = a.n_tok - t0;
   if constexpr (TT > 1) {
-    if (rest == 1) prefill_tile<U, R, 1>(rows, a, t0, y, ldy, r);
+    if (rest == 1) prefill_tile<U, R, 1>(rows, a, t0, y, ldy, r, row_bytes, pa);
   }
   if constexpr (TT > 2) {
-    if (rest == 2) prefill_tile<U, R, 2>(rows, a, t0, y, ldy, r);
+    if (rest == 2) prefill_tile<U, R, 2>(rows, a, t0, y, ldy, r, row_bytes, pa);
   }
   if constexpr (TT > 3) {
-    if (rest == 3) prefill_tile<U, R, 3>(rows, a, t0, y, ldy, r);
+    if (rest == 3) prefill_tile<U, R, 3>(rows, a, t0, y, ldy, r, row_bytes, pa);
   }
   static_assert(TT <= 4);
 }
