@@ -31,6 +31,8 @@ constexpr DTypeTraits kTraits[] = {
     {DType::F16_R4, "f16_r4", 1, 2, false, 0, true},
     {DType::Q4_0_R8, "q4_0_r8", 32, 18, true, 0, true},
     {DType::Q4_1_R8, "q4_1_r8", 32, 20, true, 0, true},
+    {DType::Q4_0_X8, "q4_0_x8", 32, 18, true, 0, true},
+    {DType::Q4_1_X8, "q4_1_x8", 32, 20, true, 0, true},
 };
 
 }  // namespace

@@ -44,6 +44,8 @@ enum class DType : uint32_t {
   F16_R4 = 4097,   // "f16_r4":  F16, rows interleaved in groups of 4
   Q4_0_R8 = 4098,  // "q4_0_r8": Q4_0 blocks, rows interleaved in groups of 8
   Q4_1_R8 = 4099,  // "q4_1_r8": Q4_1 blocks, rows interleaved in groups of 8
+  Q4_0_X8 = 4100,  // "q4_0_x8": Q4_0, 8 rows' blocks of a column together, quants interleaved by 4 bytes
+  Q4_1_X8 = 4101,  // "q4_1_x8": Q4_1, likewise
 };
 
 struct DTypeTraits {

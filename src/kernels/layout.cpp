@@ -19,10 +19,14 @@ struct Spec {
   DType layout, file;
   int rows;              // G
   int blocks_per_unit;   // a unit is this many blocks of the file format (F16: values)
+  bool x8 = false;       // an X8 layout (block columns, quants interleaved by 4 bytes): unit = 1 block
   size_t unit() const { return size_t(blocks_per_unit) * size_t(dtype_traits(file)->block_bytes); }
   int64_t unit_cols() const { return blocks_per_unit * dtype_traits(file)->block_size; }
 };
+// In order of preference among the layouts a table computes.
 constexpr Spec kSpecs[] = {
+    {DType::Q4_0_X8, DType::Q4_0, kX8Rows, 1, true},
+    {DType::Q4_1_X8, DType::Q4_1, kX8Rows, 1, true},
     {DType::Q8_0_R8, DType::Q8_0, kQ8R8Rows, 2},
     {DType::F16_R4, DType::F16, kF16R4Rows, 32},
     {DType::Q4_0_R8, DType::Q4_0, kQ4R8Rows, 4},
@@ -35,10 +39,12 @@ const Spec* spec_of(DType layout) {
   return nullptr;
 }
 
-// A table "prefers" a layout when it has a kernel of its own for it (not the generic row copy).
-bool table_computes(DType layout) {
+// Who computes a layout for the active table: 2 the table itself, 1 a lower table other than
+// generic, 0 nobody but generic's row copy.
+int table_computes(DType layout) {
   const ResolvedFormat r = resolve_format(active_isa(), layout);
-  return (r.k.q || r.k.f) && r.isa && std::string_view(r.isa) != "generic";
+  if (!(r.k.q || r.k.f) || !r.isa || std::string_view(r.isa) == "generic") return 0;
+  return std::string_view(r.isa) == active_isa().name ? 2 : 1;
 }
 
 bool layouts_enabled() {
@@ -50,6 +56,16 @@ size_t unit_offset(const Spec& s, size_t row_bytes, int64_t r, int64_t p) {
   return size_t(r / s.rows) * size_t(s.rows) * row_bytes + size_t(p * s.rows + r % s.rows) * s.unit();
 }
 
+// X8: block b of row r (file form: F fp16 fields, then 16 bytes of quants) and its places in block
+// column b of r's group (layout.h): copy(offset in the layout, offset in the block, bytes) per piece.
+template <class Copy>
+void x8_block(const Spec& s, size_t row_bytes, int64_t r, int64_t b, Copy copy) {
+  const size_t bb = s.unit(), fields = (bb - 16) / 2, k = size_t(r % s.rows);
+  const size_t col = size_t(r / s.rows) * size_t(s.rows) * row_bytes + size_t(b) * size_t(s.rows) * bb;
+  for (size_t f = 0; f < fields; ++f) copy(col + 16 * f + 2 * k, 2 * f, 2);
+  for (size_t c = 0; c < 4; ++c) copy(col + 16 * fields + 32 * c + 4 * k, 2 * fields + 4 * c, 4);
+}
+
 }  // namespace
 
 DType file_dtype(DType t) {
@@ -59,9 +75,11 @@ DType file_dtype(DType t) {
 
 DType preferred_layout(DType t, int64_t rows, int64_t cols) {
   if (float_activations() || !layouts_enabled()) return t;
-  for (const Spec& s : kSpecs) {
-    if (s.file != t || rows <= 0 || rows % s.rows != 0 || cols <= 0 || cols % s.unit_cols() != 0) continue;
-    if (table_computes(s.layout)) return s.layout;
+  for (int who : {2, 1}) {
+    for (const Spec& s : kSpecs) {
+      if (s.file != t || rows <= 0 || rows % s.rows != 0 || cols <= 0 || cols % s.unit_cols() != 0) continue;
+      if (table_computes(s.layout) == who) return s.layout;
+    }
   }
   return t;
 }
@@ -77,8 +95,14 @@ void to_runtime_layout(DType layout, const void* src, void* dst, int64_t rows, s
   const size_t u = s->unit();
   const int64_t units = int64_t(row_bytes / u);
   for (int64_t r = 0; r < rows; ++r)
-    for (int64_t p = 0; p < units; ++p)
-      std::memcpy(out + unit_offset(*s, row_bytes, r, p), in + size_t(r) * row_bytes + size_t(p) * u, u);
+    for (int64_t p = 0; p < units; ++p) {
+      const uint8_t* unit = in + size_t(r) * row_bytes + size_t(p) * u;
+      if (s->x8) {
+        x8_block(*s, row_bytes, r, p, [&](size_t lo, size_t bo, size_t n) { std::memcpy(out + lo, unit + bo, n); });
+      } else {
+        std::memcpy(out + unit_offset(*s, row_bytes, r, p), unit, u);
+      }
+    }
 }
 
 void runtime_row(DType layout, const void* w, size_t row_bytes, int64_t r, void* out) {
@@ -91,7 +115,14 @@ void runtime_row(DType layout, const void* w, size_t row_bytes, int64_t r, void*
   }
   const size_t u = s->unit();
   const int64_t units = int64_t(row_bytes / u);
-  for (int64_t p = 0; p < units; ++p) std::memcpy(o + size_t(p) * u, in + unit_offset(*s, row_bytes, r, p), u);
+  for (int64_t p = 0; p < units; ++p) {
+    if (s->x8) {
+      uint8_t* block = o + size_t(p) * u;
+      x8_block(*s, row_bytes, r, p, [&](size_t lo, size_t bo, size_t n) { std::memcpy(block + bo, in + lo, n); });
+    } else {
+      std::memcpy(o + size_t(p) * u, in + unit_offset(*s, row_bytes, r, p), u);
+    }
+  }
 }
 
 const uint8_t* file_form_row(DType t, const void* w, size_t row_bytes, int64_t r, std::vector<uint8_t>& buf) {

@@ -12,6 +12,13 @@
 //   Q8_0_R8 (DType::Q8_0_R8): Q8_0, G = 8, a unit is a pair of blocks (68 bytes; blocks per row even)
 //   F16_R4  (DType::F16_R4):  F16,  G = 4, a unit is 32 values (64 bytes; cols % 32 == 0)
 //   Q4_0_R8 / Q4_1_R8:        Q4_0 / Q4_1, G = 8, a unit is 4 blocks (72 / 80 bytes; cols % 128 == 0)
+//
+// The X8 layouts go further: block column b of a group of 8 rows (8 blocks, 8 * block_bytes bytes at
+// b * 8 * block_bytes of the group) holds the 8 rows' fp16 fields first, field f of row k at 16f + 2k
+// (Q4_0: d; Q4_1: d, m), then their quants interleaved by 4 bytes: bytes 4c..4c+3 of row k's qs at
+// 16F + 32c + 4k (F fields, c = 0..3). One 32-byte load then holds 4 bytes of each of the 8 rows, so a
+// kernel keeps row k in lane k and converts, scales and adds once per block for all 8 rows:
+//   Q4_0_X8 / Q4_1_X8:        Q4_0 / Q4_1, G = 8, any number of blocks (cols % 32 == 0)
 #pragma once
 #include <cstddef>
 #include <algorithm>
@@ -26,6 +33,7 @@ constexpr int kQ8R8Rows = 8;   // Q8_0_R8: rows per group
 constexpr int kF16R4Rows = 4;  // F16_R4: rows per group
 constexpr int kF16R4Unit = 64; // F16_R4: bytes of one row's 32 values
 constexpr int kQ4R8Rows = 8;   // Q4_0_R8 / Q4_1_R8: rows per group (a unit is 4 blocks)
+constexpr int kX8Rows = 8;     // Q4_0_X8 / Q4_1_X8: rows per group
 constexpr int kLayoutRowsLcm = 8;  // every layout's group size divides this
 
 // Rows [r0, r1) split for a layout of groups of G: [r0, begin) and [end, r1) lie outside whole
@@ -44,8 +52,9 @@ inline GroupSpan whole_groups(int64_t r0, int64_t r1, int64_t G) {
 bool is_runtime_layout(DType t);
 // The file format a layout rearranges (Q8_0 for Q8_0_R8, ...); t itself for file formats.
 DType file_dtype(DType t);
-// The layout the active kernel table computes fastest for a (rows, cols) matrix of type t; t when
-// it prefers the file's (also in float-activation mode, and when EDGEGLM_WEIGHT_LAYOUT=file).
+// The layout the active kernel table computes fastest for a (rows, cols) matrix of type t: the first
+// that table computes itself, else the first a lower table (not generic) computes; t when none
+// applies (also in float-activation mode, and when EDGEGLM_WEIGHT_LAYOUT=file).
 DType preferred_layout(DType t, int64_t rows, int64_t cols);
 // dst (rows * row_bytes bytes, not overlapping src) = the matrix src of file_dtype(layout) in
 // `layout`. The shape must be one preferred_layout accepted for it.

@@ -51,8 +51,14 @@ std::vector<uint8_t> relaid(const std::vector<uint8_t>& m, int64_t rows, int64_t
   return out;
 }
 
-constexpr DType kLayouts[] = {DType::Q8_0_R8, DType::F16_R4, DType::Q4_0_R8, DType::Q4_1_R8};
-constexpr DType kIntLayouts[] = {DType::Q8_0_R8, DType::Q4_0_R8, DType::Q4_1_R8};
+constexpr DType kLayouts[] = {DType::Q8_0_R8, DType::F16_R4, DType::Q4_0_R8,
+                              DType::Q4_1_R8, DType::Q4_0_X8, DType::Q4_1_X8};
+constexpr DType kIntLayouts[] = {DType::Q8_0_R8, DType::Q4_0_R8, DType::Q4_1_R8, DType::Q4_0_X8, DType::Q4_1_X8};
+bool is_x8(DType t) { return t == DType::Q4_0_X8 || t == DType::Q4_1_X8; }
+
+// The table whose file-format result a layout served by `served` must equal bit for bit: the X8
+// kernels repeat the scalar twin's float arithmetic (generic), the other layouts their own table's.
+const char* reference_isa(DType layout, const char* served) { return is_x8(layout) ? "generic" : served; }
 
 struct IsaRestore {
   ~IsaRestore() { (void)kernels::force_isa(kernels::available_isas().back()->name); }
@@ -90,12 +96,37 @@ TEST(RuntimeLayout, F16_R4InterleavesUnitsOf32AndEveryRowComesBack) {
   }
 }
 
+TEST(RuntimeLayout, X8PutsEachBlockColumnsFieldsThenQuantsBy4BytesAndEveryRowComesBack) {
+  const int64_t rows = 16, cols = 96;  // 2 groups, 3 block columns
+  for (DType layout : {DType::Q4_0_X8, DType::Q4_1_X8}) {
+    const DType file = kernels::file_dtype(layout);
+    const size_t rb = dtype_row_bytes(file, cols), bb = size_t(dtype_traits(file)->block_bytes);
+    const size_t fields = (bb - 16) / 2;  // Q4_0: d; Q4_1: d, m
+    const auto plain = matrix(file, rows, cols, 8);
+    const auto x8 = relaid(plain, rows, cols, layout);
+    ASSERT_NE(plain, x8);
+    // Row 13 = row 5 of group 1, block 2: its fields and its quant bytes 8..11 (c = 2).
+    const uint8_t* col = x8.data() + 8 * rb + 2 * 8 * bb;
+    const uint8_t* blk = plain.data() + 13 * rb + 2 * bb;
+    for (size_t f = 0; f < fields; ++f) EXPECT_EQ(0, std::memcmp(col + 16 * f + 2 * 5, blk + 2 * f, 2)) << f;
+    EXPECT_EQ(0, std::memcmp(col + 16 * fields + 32 * 2 + 4 * 5, blk + 2 * fields + 8, 4));
+    std::vector<uint8_t> row(rb);
+    for (int64_t r = 0; r < rows; ++r) {
+      kernels::runtime_row(layout, x8.data(), rb, r, row.data());
+      EXPECT_EQ(0, std::memcmp(row.data(), plain.data() + size_t(r) * rb, rb)) << dtype_name(layout) << " row " << r;
+    }
+  }
+}
+
 TEST(RuntimeLayout, IsNeverAFileType) {
   EXPECT_FALSE(dtype_from_id(uint32_t(DType::Q8_0_R8)).ok());
   EXPECT_FALSE(dtype_from_name("q8_0_r8").ok());
   EXPECT_FALSE(dtype_from_id(uint32_t(DType::F16_R4)).ok());
   EXPECT_FALSE(dtype_from_name("f16_r4").ok());
   EXPECT_EQ(kernels::file_dtype(DType::F16_R4), DType::F16);
+  EXPECT_FALSE(dtype_from_name("q4_0_x8").ok());
+  EXPECT_FALSE(dtype_from_id(uint32_t(DType::Q4_1_X8)).ok());
+  EXPECT_EQ(kernels::file_dtype(DType::Q4_1_X8), DType::Q4_1);
   EXPECT_TRUE(kernels::is_runtime_layout(DType::Q8_0_R8));
   EXPECT_FALSE(kernels::is_runtime_layout(DType::Q8_0));
   EXPECT_EQ(kernels::file_dtype(DType::Q8_0_R8), DType::Q8_0);
@@ -103,7 +134,8 @@ TEST(RuntimeLayout, IsNeverAFileType) {
 }
 
 // Every table, decode (1-4 tokens) and prefill (5+) shapes, 1 and 2 threads: y of the layout ==
-// y of the file format from the table that serves the layout (itself, or generic's row copy).
+// y of the file format from the table that serves the layout (itself, or generic's row copy; for
+// the X8 layouts, generic: their kernels repeat its arithmetic).
 TEST(RuntimeLayout, EveryIsaComputesEachLayoutExactlyAsItsFileFormat) {
   IsaRestore restore;
   const int64_t rows = 56, cols = 384;  // 7 groups of 8 (14 of 4); 6 Q8_0 / 3 Q4_x / 12 F16 units a row
@@ -121,7 +153,7 @@ TEST(RuntimeLayout, EveryIsaComputesEachLayoutExactlyAsItsFileFormat) {
         for (int64_t n_tok : {1, 2, 4, 5, 9, 33}) {
           const auto x = acts(cols * n_tok, uint32_t(10 + n_tok));
           std::vector<float> yp(size_t(rows * n_tok)), yl(yp.size());
-          ASSERT_TRUE(kernels::force_isa(served.isa).is_ok());
+          ASSERT_TRUE(kernels::force_isa(reference_isa(layout, served.isa)).is_ok());
           kernels::matmul(vp, x.data(), n_tok, yp.data(), pool);
           ASSERT_TRUE(kernels::force_isa(isa->name).is_ok());
           kernels::matmul(vl, x.data(), n_tok, yl.data(), pool);
@@ -144,9 +176,10 @@ TEST(RuntimeLayout, RowRangesThatCutGroupsAreExact) {
     const auto lay = relaid(plain, rows, cols, layout);
     for (const kernels::KernelTable* isa : kernels::available_isas()) {
       const kernels::ResolvedFormat served = kernels::resolve_format(*isa, layout);
-      const kernels::GemmQ file_kernel = kernels::resolve_format(
-          std::string(served.isa) == "generic" ? *kernels::available_isas().front() : *isa, file).k.q;
-      for (int64_t n_tok : {1, 3, 7}) {
+      const bool generic_ref = std::string(reference_isa(layout, served.isa)) == "generic";
+      const kernels::GemmQ file_kernel =
+          kernels::resolve_format(generic_ref ? *kernels::available_isas().front() : *isa, file).k.q;
+      for (int64_t n_tok : {1, 3, 7, 13}) {
         std::vector<uint64_t> mem(kernels::qacts_bytes(cols, n_tok) / 8 + 16);
         void* p = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(mem.data()) + 63) & ~uintptr_t(63));
         const kernels::QActs a = kernels::qacts_view(p, cols, n_tok);
@@ -228,9 +261,18 @@ TEST(RuntimeLayout, ChosenOnlyWhereATableHasAKernelForIt) {
   EXPECT_EQ(kernels::preferred_layout(DType::Q8_0, 64, 128), own ? DType::Q8_0_R8 : DType::Q8_0);
   EXPECT_EQ(kernels::preferred_layout(DType::Q8_0, 60, 128), DType::Q8_0);  // rows not in groups of 8
   EXPECT_EQ(kernels::preferred_layout(DType::Q8_0, 64, 96), DType::Q8_0);   // odd number of blocks
-  EXPECT_EQ(kernels::preferred_layout(DType::Q4_0, 64, 128), own ? DType::Q4_0_R8 : DType::Q4_0);
-  EXPECT_EQ(kernels::preferred_layout(DType::Q4_1, 64, 256), own ? DType::Q4_1_R8 : DType::Q4_1);
-  EXPECT_EQ(kernels::preferred_layout(DType::Q4_0, 64, 96), DType::Q4_0);  // not whole units of 4 blocks
+  // Q4_0 / Q4_1: X8 where a table computes it (avx2), else R8 (whole units of 4 blocks).
+  const bool x8 = std::string(kernels::resolve_format(kernels::active_isa(), DType::Q4_0_X8).isa) != "generic";
+  const bool own_x8 = std::string(kernels::resolve_format(kernels::active_isa(), DType::Q4_0_X8).isa) ==
+                      kernels::active_isa().name;
+  const bool own_r8 = std::string(kernels::resolve_format(kernels::active_isa(), DType::Q4_0_R8).isa) ==
+                      kernels::active_isa().name;
+  const DType q4_0 = (x8 && (own_x8 || !own_r8)) ? DType::Q4_0_X8 : own ? DType::Q4_0_R8 : DType::Q4_0;
+  const DType q4_1 = (x8 && (own_x8 || !own_r8)) ? DType::Q4_1_X8 : own ? DType::Q4_1_R8 : DType::Q4_1;
+  EXPECT_EQ(kernels::preferred_layout(DType::Q4_0, 64, 128), q4_0);
+  EXPECT_EQ(kernels::preferred_layout(DType::Q4_1, 64, 256), q4_1);
+  EXPECT_EQ(kernels::preferred_layout(DType::Q4_0, 64, 96), x8 ? DType::Q4_0_X8 : DType::Q4_0);  // X8: any blocks
+  EXPECT_EQ(kernels::preferred_layout(DType::Q4_0, 60, 128), DType::Q4_0);  // rows not in groups of 8
   EXPECT_EQ(kernels::preferred_layout(DType::Q5_0, 64, 128), DType::Q5_0);  // no layout
   EXPECT_EQ(kernels::preferred_layout(DType::F16, 64, 128), own ? DType::F16_R4 : DType::F16);
   EXPECT_EQ(kernels::preferred_layout(DType::F16, 66, 128), DType::F16);  // rows not in groups of 4

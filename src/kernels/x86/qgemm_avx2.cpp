@@ -16,8 +16,8 @@
 // One register tile is R rows x T tokens of float accumulators (8 lanes each, reduced at the end);
 // each row's block is unpacked once per tile and used for T tokens, each activation block loaded
 // once and used for R rows. Decode (1-2 tokens): 4 rows x n_tok (8 for a run-time layout's group);
-// prefill: kPR rows x kPT tokens, 4 blocks at a time (tile4). Q4_0 and Q4_1 take two blocks a step
-// in both (tile_q4_pairs).
+// prefill: kPR rows x kPT tokens, 4 blocks at a time (tile4). Q4_0 and Q4_1 are computed by the X8
+// kernels (x86/qgemm_x8_avx2.cpp), 8 rows in the lanes of one register.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -114,10 +114,6 @@ template <class Block, bool kFive, bool kHasMin, int kSub = 1>
 struct ULegacy {
   static constexpr Kind kKind = kHasMin ? Kind::kMin : Kind::kOffset;
   static constexpr int kOff = kFive ? 16 : 8;
-  using BlockType = Block;
-  // Q4_0 / Q4_1 (a 32-value block, no fifth bit) also decode two blocks a step (tile_q4_pairs).
-  static constexpr bool kQ4Pairs = !kFive && kSub == 1;
-  static inline const uint8_t* block_at(const uint8_t* row, int64_t b) { return row + b * int64_t(sizeof(Block)); }
   static inline void run(const uint8_t* row, int64_t b, Blk* o) {
     const Block* k = reinterpret_cast<const Block*>(row) + b / kSub;
     __m256i v = nibbles_32(k->qs + 16 * (b % kSub));
@@ -131,8 +127,6 @@ struct ULegacy {
     if constexpr (kHasMin) o->mw = h2f(k->m);
   }
 };
-using UQ4_0 = ULegacy<BlockQ4_0, false, false>;
-using UQ4_1 = ULegacy<BlockQ4_1, false, true>;
 using UQ5_0 = ULegacy<BlockQ5_0, true, false>;
 using UQ5_1 = ULegacy<BlockQ5_1, true, true>;
 using UI4_G64 = ULegacy<BlockI4_G64, false, false, 2>;
@@ -213,31 +207,9 @@ struct URelaid {
   static constexpr int kBlocksPerUnit = BPU;
   static inline const uint8_t* unit_at(const uint8_t* row, int64_t b) { return row + (b / BPU) * G * kUnit; }
   static inline void run(const uint8_t* row, int64_t b, Blk* o) { U::run(row + (b / BPU) * (G - 1) * kUnit, b, o); }
-  static inline const uint8_t* block_at(const uint8_t* row, int64_t b) {
-    return U::block_at(row + (b / BPU) * (G - 1) * kUnit, b);
-  }
 };
 template <class U>
 constexpr bool kIsRelaid = requires { U::kBlocksPerUnit; };
-// The file format's policy of U (U itself, or the format a run-time layout rearranges).
-template <class U>
-struct FileFormat {
-  using type = U;
-};
-template <class U, int G, int BPU, size_t BB>
-struct FileFormat<URelaid<U, G, BPU, BB>> {
-  using type = U;
-};
-// U decodes two blocks a step (tile_q4_pairs); a layout's units hold whole pairs.
-template <class U>
-constexpr bool kQ4PairsOf = [] {
-  if constexpr (requires { requires FileFormat<U>::type::kQ4Pairs; }) {
-    if constexpr (kIsRelaid<U>) return U::kBlocksPerUnit % 2 == 0;
-    return true;
-  }
-  return false;
-}();
-
 // Decode prefetch at block b (pf > 0): a run-time layout's group is one stream, prefetched pf bytes
 // ahead once per unit; a file layout's rows each pf bytes ahead of their position b * block_bytes
 // (exact for the 32-blocks, within a few bytes for the K-quant super-blocks), once per cache line
@@ -395,106 +367,10 @@ void tile4(const uint8_t* const* rows, const QActs& a, int64_t t0, float* y, int
     }
 }
 
-// ---- Q4_0 / Q4_1, two blocks a step (decode, and prefill where nb is even) ----
-// The nibble formats spend more instructions per byte than Q8_0 (Q4_0 decode from cache: 21.6
-// GMAC/s a core on Zen 3): per row and block, a 16-byte unpack, a scalar scale conversion and
-// broadcast, and a conversion and fma for one block. Two blocks A, B of a row take one 32-byte register
-// [A.qs | B.qs]: its low nibbles [A 0..15 | B 0..15] and high nibbles [A 16..31 | B 16..31] meet
-// activations laid out the same way (prepared once per call and token), the two vpmaddubsw
-// results add in int16 (at most 2 * 2 * 15 * 127), and one vpmaddwd leaves block A in lanes 0..3
-// and B in 4..7, scaled by [dA x4 | dB x4] from one conversion of both fp16 scales. In prefill
-// the unpacked pair serves kPT tokens (qgemm_bench, 5632x2048, 128 tokens: Q4_0 35 -> 40-41,
-// Q4_1 32 -> 35-36 GMAC/s against tile4).
-struct alignas(32) Vec32 {
-  int32_t v[8];
-  __m256i i() const { return _mm256_load_si256(reinterpret_cast<const __m256i*>(v)); }
-  __m256 f() const { return _mm256_load_ps(reinterpret_cast<const float*>(v)); }
-  void set(__m256i x) { _mm256_store_si256(reinterpret_cast<__m256i*>(v), x); }
-  void set(__m256 x) { _mm256_store_ps(reinterpret_cast<float*>(v), x); }
-};
-struct Q4PairActs {
-  std::vector<Vec32> lo, hi;  // (np) int8 [A 0..15 | B 0..15], [A 16..31 | B 16..31]
-  std::vector<Vec32> d;       // (np) float activation scales [dA x4 | dB x4]
-  std::vector<Vec32> corr;    // (np) int32 Q4_0's offset -8 * block sum, a quarter in each lane
-  std::vector<float> das;     // (2 np) Q4_1: activation scale * block sum
-};
-
-// The pair layout of every token (nb even), in the calling thread's scratch.
-const Q4PairActs* q4_pair_acts(const QActs& a) {
-  thread_local std::vector<Q4PairActs> pa;
-  if (int64_t(pa.size()) < a.n_tok) pa.resize(size_t(a.n_tok));
-  const int64_t np = a.nb() / 2;
-  for (int64_t t = 0; t < a.n_tok; ++t) {
-    Q4PairActs& p = pa[size_t(t)];
-    if (int64_t(p.lo.size()) < np) {
-      for (auto* v : {&p.lo, &p.hi, &p.d, &p.corr}) v->resize(size_t(np));
-      p.das.resize(size_t(2 * np));
-    }
-    const int8_t* q = a.row_q(t);
-    const float* d = a.row_d(t);
-    const int32_t* s = a.row_s(t);
-    for (int64_t j = 0; j < np; ++j) {
-      const __m256i a0 = loadu256(q + 64 * j), a1 = loadu256(q + 64 * j + 32);
-      p.lo[size_t(j)].set(_mm256_permute2x128_si256(a0, a1, 0x20));
-      p.hi[size_t(j)].set(_mm256_permute2x128_si256(a0, a1, 0x31));
-      p.d[size_t(j)].set(_mm256_set_m128(_mm_set1_ps(d[2 * j + 1]), _mm_set1_ps(d[2 * j])));
-      p.corr[size_t(j)].set(_mm256_set_m128i(_mm_set1_epi32(-2 * s[2 * j + 1]), _mm_set1_epi32(-2 * s[2 * j])));
-      p.das[size_t(2 * j)] = d[2 * j] * float(s[2 * j]);
-      p.das[size_t(2 * j + 1)] = d[2 * j + 1] * float(s[2 * j + 1]);
-    }
-  }
-  return pa.data();
-}
-
-// Rows rows[0..R) (outputs r..r+R) x T tokens (pa[0..T), outputs y[t * ldy]), np pairs of blocks;
-// pf > 0 (decode) as in tile.
+// The prefill tile of format U over tokens [t0, t0 + T): tile4 where it applies (all but Q6_K),
+// else the per-block tile.
 template <class U, int R, int T>
-void tile_q4_pairs(const uint8_t* const* rows, const Q4PairActs* pa, int64_t np, float* y, int64_t ldy,
-                   int64_t r, size_t row_bytes, int64_t pf) {
-  constexpr bool kMin = U::kKind == Kind::kMin;
-  __m256 acc[R][T];
-  float macc[R][T];
-  for (int i = 0; i < R; ++i)
-    for (int t = 0; t < T; ++t) acc[i][t] = _mm256_setzero_ps(), macc[i][t] = 0.0f;
-  const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
-  const __m256i spread = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
-  const int64_t block_bytes = int64_t(row_bytes) / (2 * np);
-  int64_t line = -1;
-  for (int64_t j = 0; j < np; ++j) {
-    const int64_t b = 2 * j;
-    prefetch_step<U, R>(rows, b, block_bytes, pf, line);
-    for (int i = 0; i < R; ++i) {
-      const uint8_t* A = U::block_at(rows[i], b);
-      const uint8_t* B = U::block_at(rows[i], b + 1);
-      using Block = typename FileFormat<U>::type::BlockType;
-      const Block* ka = reinterpret_cast<const Block*>(A);
-      const Block* kb = reinterpret_cast<const Block*>(B);
-      const __m256i x = _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(kb->qs), reinterpret_cast<const __m128i*>(ka->qs));
-      const __m256i lo = _mm256_and_si256(x, m4), hi = _mm256_and_si256(_mm256_srli_epi16(x, 4), m4);
-      const __m256 dw = _mm256_permutevar8x32_ps(
-          _mm256_cvtph_ps(_mm_cvtsi32_si128(int(uint32_t(ka->d) | uint32_t(kb->d) << 16))), spread);
-      for (int t = 0; t < T; ++t) {
-        const __m256i p16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, pa[t].lo[size_t(j)].i()),
-                                             _mm256_maddubs_epi16(hi, pa[t].hi[size_t(j)].i()));
-        __m256i sum = _mm256_madd_epi16(p16, ones);
-        if constexpr (!kMin) sum = _mm256_add_epi32(sum, pa[t].corr[size_t(j)].i());
-        acc[i][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_mul_ps(dw, pa[t].d[size_t(j)].f()), acc[i][t]);
-        if constexpr (kMin) macc[i][t] += h2f(ka->m) * pa[t].das[size_t(b)] + h2f(kb->m) * pa[t].das[size_t(b + 1)];
-      }
-    }
-  }
-  for (int i = 0; i < R; ++i)
-    for (int t = 0; t < T; ++t) y[t * ldy + r + i] = hsum(acc[i][t]) + macc[i][t];
-}
-
-// The prefill tile of format U over tokens [t0, t0 + T): tile_q4_pairs with the pair layout pa,
-// else tile4 where it applies (all but Q6_K), else the per-block tile.
-template <class U, int R, int T>
-inline void prefill_tile(const uint8_t* const* rows, const QActs& a, int64_t t0, float* y, int64_t ldy, int64_t r,
-                         size_t row_bytes, const Q4PairActs* pa) {
-  if constexpr (kQ4PairsOf<U>) {
-    if (pa) return tile_q4_pairs<U, R, T>(rows, pa + t0, a.nb() / 2, y + t0 * ldy, ldy, r, row_bytes, 0);
-  }
+inline void prefill_tile(const uint8_t* const* rows, const QActs& a, int64_t t0, float* y, int64_t ldy, int64_t r) {
   if constexpr (U::kKind == Kind::kQ6K) {
     tile<U, R, T>(rows, a, t0, y, ldy, r);
   } else {
@@ -506,71 +382,55 @@ constexpr int kDR = 4;  // decode: rows in flight
 // Prefill tile: rows x tokens. Measured on Zen 3 (bench/micro/qgemm_bench.cpp, 5632x2048, 128
 // tokens, one thread): Q8_0 36-37 GMAC/s with 2 rows against 33-34 with 4; Q4_0 and Q4_K (tile4)
 // 34-35 and 23 with 4 rows against 32 and 20 with 2; 4 x 3, 4 x 2, 2 x 6 and 8 x 1 were slower.
-// Q4_0 / Q4_1 in tile_q4_pairs: 4 x 4 again best (2 x 4 and 4 x 3 slower).
 template <class U>
 constexpr int kPR = (U::kKind == Kind::kSign || U::kKind == Kind::kSignMin) ? 2 : 4;
 constexpr int kPT = 4;
 
 // Rows (R of them) x all tokens, in tiles of TT tokens with a tail.
-// pa: Q4_0 / Q4_1 activations in pair layout (even nb: tile_q4_pairs), else nullptr.
 template <class U, int R, int TT>
 void rows_all_tokens(const uint8_t* const* rows, const QActs& a, float* y, int64_t ldy, int64_t r,
-                     size_t row_bytes, const Q4PairActs* pa = nullptr) {
+                     size_t row_bytes) {
   int64_t t0 = 0;
   if constexpr (TT <= 2) {  // decode: each row streamed once
     const int64_t pf = kIsRelaid<U> ? kPrefetchSequential : decode_prefetch_distance(row_bytes, R);
-    if constexpr (kQ4PairsOf<U>) {
-      if (pa && a.n_tok == 1) return tile_q4_pairs<U, R, 1>(rows, pa, a.nb() / 2, y, ldy, r, row_bytes, pf);
-      if (pa && a.n_tok == 2) return tile_q4_pairs<U, R, 2>(rows, pa, a.nb() / 2, y, ldy, r, row_bytes, pf);
-    }
     if (a.n_tok == 1) return tile<U, R, 1>(rows, a, 0, y, ldy, r, row_bytes, pf);
     if (a.n_tok == TT) return tile<U, R, TT>(rows, a, 0, y, ldy, r, row_bytes, pf);
   }
-  for (; t0 + TT <= a.n_tok; t0 += TT) prefill_tile<U, R, TT>(rows, a, t0, y, ldy, r, row_bytes, pa);
+  for (; t0 + TT <= a.n_tok; t0 += TT) prefill_tile<U, R, TT>(rows, a, t0, y, ldy, r);
   const int64_t rest = a.n_tok - t0;
   if constexpr (TT > 1) {
-    if (rest == 1) prefill_tile<U, R, 1>(rows, a, t0, y, ldy, r, row_bytes, pa);
+    if (rest == 1) prefill_tile<U, R, 1>(rows, a, t0, y, ldy, r);
   }
   if constexpr (TT > 2) {
-    if (rest == 2) prefill_tile<U, R, 2>(rows, a, t0, y, ldy, r, row_bytes, pa);
+    if (rest == 2) prefill_tile<U, R, 2>(rows, a, t0, y, ldy, r);
   }
   if constexpr (TT > 3) {
-    if (rest == 3) prefill_tile<U, R, 3>(rows, a, t0, y, ldy, r, row_bytes, pa);
+    if (rest == 3) prefill_tile<U, R, 3>(rows, a, t0, y, ldy, r);
   }
   static_assert(TT <= 4);
 }
 
 template <class U, int R, int TT>
-void gemm_tiled(const void* w, size_t row_bytes, const QActs& a, float* y, int64_t ldy, int64_t r0, int64_t r1,
-                const Q4PairActs* pa = nullptr) {
+void gemm_tiled(const void* w, size_t row_bytes, const QActs& a, float* y, int64_t ldy, int64_t r0, int64_t r1) {
   const uint8_t* base = static_cast<const uint8_t*>(w);
   int64_t r = r0;
   for (; r + R <= r1; r += R) {
     const uint8_t* rows[R];
     for (int i = 0; i < R; ++i) rows[i] = base + size_t(r + i) * row_bytes;
-    rows_all_tokens<U, R, TT>(rows, a, y, ldy, r, row_bytes, pa);
+    rows_all_tokens<U, R, TT>(rows, a, y, ldy, r, row_bytes);
   }
   for (; r < r1; ++r) {
     const uint8_t* row = base + size_t(r) * row_bytes;
-    rows_all_tokens<U, 1, TT>(&row, a, y, ldy, r, row_bytes, pa);
+    rows_all_tokens<U, 1, TT>(&row, a, y, ldy, r, row_bytes);
   }
-}
-
-// The pair layout of the activations when U decodes two blocks a step (else nullptr).
-template <class U>
-const Q4PairActs* pairs_for(const QActs& a) {
-  if constexpr (kQ4PairsOf<U>) {
-    if (a.nb() % 2 == 0) return q4_pair_acts(a);
-  }
-  return nullptr;
 }
 
 template <class U>
 void gemm(const void* w, size_t row_bytes, const QActs& a, float* y, int64_t ldy, int64_t r0, int64_t r1) {
   if (a.n_tok <= 2) {
-    gemm_tiled<U, kDR, 2>(w, row_bytes, a, y, ldy, r0, r1, pairs_for<U>(a));
+    gemm_tiled<U, kDR, 2>(w, row_bytes, a, y, ldy, r0, r1);
   } else {
-    gemm_tiled<U, kPR<U>, kPT>(w, row_bytes, a, y, ldy, r0, r1, pairs_for<U>(a));
+    gemm_tiled<U, kPR<U>, kPT>(w, row_bytes, a, y, ldy, r0, r1);
   }
 }
 
@@ -582,14 +442,13 @@ void gemm_relaid(const void* w, size_t row_bytes, const QActs& a, float* y, int6
   using UR = URelaid<U, G, BPU, BB>;
   static_assert(G % kPR<U> == 0);
   thread_local std::vector<uint8_t> file_row;
-  const Q4PairActs* pa = pairs_for<U>(a);
   auto singles = [&](int64_t lo, int64_t hi) {
     for (int64_t r = lo; r < hi; ++r) {
       const uint8_t* row = file_form_row(L, w, row_bytes, r, file_row);
       if (a.n_tok <= 2) {
-        rows_all_tokens<U, 1, 2>(&row, a, y, ldy, r, row_bytes, pa);
+        rows_all_tokens<U, 1, 2>(&row, a, y, ldy, r, row_bytes);
       } else {
-        rows_all_tokens<U, 1, kPT>(&row, a, y, ldy, r, row_bytes, pa);
+        rows_all_tokens<U, 1, kPT>(&row, a, y, ldy, r, row_bytes);
       }
     }
   };
@@ -600,11 +459,11 @@ void gemm_relaid(const void* w, size_t row_bytes, const QActs& a, float* y, int6
     const uint8_t* rows[G];
     for (int i = 0; i < G; ++i) rows[i] = base + size_t(r) * row_bytes + size_t(i) * UR::kUnit;
     if (a.n_tok == 1) {
-      rows_all_tokens<UR, G, 1>(rows, a, y, ldy, r, row_bytes, pa);
+      rows_all_tokens<UR, G, 1>(rows, a, y, ldy, r, row_bytes);
     } else if (a.n_tok == 2) {
-      for (int i = 0; i < G; i += kDR) rows_all_tokens<UR, kDR, 2>(rows + i, a, y, ldy, r + i, row_bytes, pa);
+      for (int i = 0; i < G; i += kDR) rows_all_tokens<UR, kDR, 2>(rows + i, a, y, ldy, r + i, row_bytes);
     } else {
-      for (int i = 0; i < G; i += kPR<U>) rows_all_tokens<UR, kPR<U>, kPT>(rows + i, a, y, ldy, r + i, row_bytes, pa);
+      for (int i = 0; i < G; i += kPR<U>) rows_all_tokens<UR, kPR<U>, kPT>(rows + i, a, y, ldy, r + i, row_bytes);
     }
   }
   singles(g.end, r1);
@@ -616,10 +475,10 @@ GemmQ gemm_q_for(DType t) {
   switch (t) {
     case DType::Q8_0: return gemm<UQ8_0>;
     case DType::Q8_0_R8: return gemm_relaid<DType::Q8_0_R8, UQ8_0, kQ8R8Rows, 2, sizeof(BlockQ8_0)>;
-    case DType::Q4_0_R8: return gemm_relaid<DType::Q4_0_R8, UQ4_0, kQ4R8Rows, 4, sizeof(BlockQ4_0)>;
-    case DType::Q4_1_R8: return gemm_relaid<DType::Q4_1_R8, UQ4_1, kQ4R8Rows, 4, sizeof(BlockQ4_1)>;
-    case DType::Q4_0: return gemm<UQ4_0>;
-    case DType::Q4_1: return gemm<UQ4_1>;
+    case DType::Q4_0:  // Q4_0 / Q4_1 in any layout but R8 (computed by generic here): the X8 kernels
+    case DType::Q4_1:
+    case DType::Q4_0_X8:
+    case DType::Q4_1_X8: return gemm_x8_for(t);
     case DType::Q5_0: return gemm<UQ5_0>;
     case DType::Q5_1: return gemm<UQ5_1>;
     case DType::Q4_K: return gemm<UK45<false>>;
