@@ -4,8 +4,9 @@
 // vpmaddubsw against those 4 activation bytes broadcast to all lanes leaves each row's products in its
 // own lane. The 8 int16 results of a block add without saturating (8 * 2 * 15 * 127 = 30480), one
 // vpmaddwd with ones gives each row's exact block sum in its int32 lane, and the conversion, scale
-// and addition are done once per block and token for all 8 rows. The file layouts' kernels
-// (qgemm_avx2.cpp) instead convert and scale per row and block (pair).
+// and addition are done once per block and token for all 8 rows. The file layout of Q4_0 / Q4_1
+// comes here too, relaid 8 rows at a time (gemm_x8); the other formats' kernels (qgemm_avx2.cpp)
+// convert and scale per row and block.
 //
 // The float arithmetic is the scalar twin's (generic/qgemm_generic.cpp, row_nibbles) operation for
 // operation, in its order, without fused multiply-adds (this file is compiled with
@@ -13,8 +14,8 @@
 // acc + ((d * da) * float(isum) + (m * da) * float(asum)). So the result is bit-identical to the
 // scalar twin's, whatever rows a call covers or how many threads share a matrix.
 //
-// Measured on Zen 3 (one thread, 128 tokens, 1536x576 and 576x1536): 48-54 GMAC/s against 39-41
-// for tile_q4_pairs on the file layout (docs/BENCHMARKS.md).
+// Measured on Zen 3 (one thread, 120 tokens, 1536x576 and 576x1536): 48-54 GMAC/s against 39-41
+// for the two-block kernel these replaced (docs/BENCHMARKS.md, "Q4_0 / Q4_1 in the X8 layout").
 #include <immintrin.h>
 
 #include <cstring>
