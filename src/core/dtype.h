@@ -46,6 +46,7 @@ enum class DType : uint32_t {
   Q4_1_R8 = 4099,  // "q4_1_r8": Q4_1 blocks, rows interleaved in groups of 8
   Q4_0_X8 = 4100,  // "q4_0_x8": Q4_0, 8 rows' blocks of a column together, quants interleaved by 4 bytes
   Q4_1_X8 = 4101,  // "q4_1_x8": Q4_1, likewise
+  Q8_0_X8 = 4102,  // "q8_0_x8": Q8_0, likewise
 };
 
 struct DTypeTraits {

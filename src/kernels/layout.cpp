@@ -19,14 +19,15 @@ struct Spec {
   DType layout, file;
   int rows;              // G
   int blocks_per_unit;   // a unit is this many blocks of the file format (F16: values)
-  bool x8 = false;       // an X8 layout (block columns, quants interleaved by 4 bytes): unit = 1 block
+  int x8_fields = 0;     // > 0: an X8 layout (layout.h) of blocks with this many fp16 fields; unit = 1 block
   size_t unit() const { return size_t(blocks_per_unit) * size_t(dtype_traits(file)->block_bytes); }
   int64_t unit_cols() const { return blocks_per_unit * dtype_traits(file)->block_size; }
 };
 // In order of preference among the layouts a table computes.
 constexpr Spec kSpecs[] = {
-    {DType::Q4_0_X8, DType::Q4_0, kX8Rows, 1, true},
-    {DType::Q4_1_X8, DType::Q4_1, kX8Rows, 1, true},
+    {DType::Q4_0_X8, DType::Q4_0, kX8Rows, 1, 1},
+    {DType::Q4_1_X8, DType::Q4_1, kX8Rows, 1, 2},
+    {DType::Q8_0_X8, DType::Q8_0, kX8Rows, 1, 1},
     {DType::Q8_0_R8, DType::Q8_0, kQ8R8Rows, 2},
     {DType::F16_R4, DType::F16, kF16R4Rows, 32},
     {DType::Q4_0_R8, DType::Q4_0, kQ4R8Rows, 4},
@@ -56,14 +57,14 @@ size_t unit_offset(const Spec& s, size_t row_bytes, int64_t r, int64_t p) {
   return size_t(r / s.rows) * size_t(s.rows) * row_bytes + size_t(p * s.rows + r % s.rows) * s.unit();
 }
 
-// X8: block b of row r (file form: F fp16 fields, then 16 bytes of quants) and its places in block
-// column b of r's group (layout.h): copy(offset in the layout, offset in the block, bytes) per piece.
+// X8: block b of row r (file form: F fp16 fields, then the quants) and its places in block column b
+// of r's group (layout.h): copy(offset in the layout, offset in the block, bytes) per piece.
 template <class Copy>
 void x8_block(const Spec& s, size_t row_bytes, int64_t r, int64_t b, Copy copy) {
-  const size_t bb = s.unit(), fields = (bb - 16) / 2, k = size_t(r % s.rows);
+  const size_t bb = s.unit(), fields = size_t(s.x8_fields), chunks = (bb - 2 * fields) / 4, k = size_t(r % s.rows);
   const size_t col = size_t(r / s.rows) * size_t(s.rows) * row_bytes + size_t(b) * size_t(s.rows) * bb;
   for (size_t f = 0; f < fields; ++f) copy(col + 16 * f + 2 * k, 2 * f, 2);
-  for (size_t c = 0; c < 4; ++c) copy(col + 16 * fields + 32 * c + 4 * k, 2 * fields + 4 * c, 4);
+  for (size_t c = 0; c < chunks; ++c) copy(col + 16 * fields + 32 * c + 4 * k, 2 * fields + 4 * c, 4);
 }
 
 }  // namespace
@@ -97,7 +98,7 @@ void to_runtime_layout(DType layout, const void* src, void* dst, int64_t rows, s
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t p = 0; p < units; ++p) {
       const uint8_t* unit = in + size_t(r) * row_bytes + size_t(p) * u;
-      if (s->x8) {
+      if (s->x8_fields > 0) {
         x8_block(*s, row_bytes, r, p, [&](size_t lo, size_t bo, size_t n) { std::memcpy(out + lo, unit + bo, n); });
       } else {
         std::memcpy(out + unit_offset(*s, row_bytes, r, p), unit, u);
@@ -116,7 +117,7 @@ void runtime_row(DType layout, const void* w, size_t row_bytes, int64_t r, void*
   const size_t u = s->unit();
   const int64_t units = int64_t(row_bytes / u);
   for (int64_t p = 0; p < units; ++p) {
-    if (s->x8) {
+    if (s->x8_fields > 0) {
       uint8_t* block = o + size_t(p) * u;
       x8_block(*s, row_bytes, r, p, [&](size_t lo, size_t bo, size_t n) { std::memcpy(block + bo, in + lo, n); });
     } else {

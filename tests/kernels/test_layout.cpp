@@ -4,6 +4,7 @@
 // chosen only where a table has a kernel for it.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <random>
@@ -51,10 +52,11 @@ std::vector<uint8_t> relaid(const std::vector<uint8_t>& m, int64_t rows, int64_t
   return out;
 }
 
-constexpr DType kLayouts[] = {DType::Q8_0_R8, DType::F16_R4, DType::Q4_0_R8,
-                              DType::Q4_1_R8, DType::Q4_0_X8, DType::Q4_1_X8};
-constexpr DType kIntLayouts[] = {DType::Q8_0_R8, DType::Q4_0_R8, DType::Q4_1_R8, DType::Q4_0_X8, DType::Q4_1_X8};
-bool is_x8(DType t) { return t == DType::Q4_0_X8 || t == DType::Q4_1_X8; }
+constexpr DType kLayouts[] = {DType::Q8_0_R8, DType::F16_R4,  DType::Q4_0_R8, DType::Q4_1_R8,
+                              DType::Q4_0_X8, DType::Q4_1_X8, DType::Q8_0_X8};
+constexpr DType kIntLayouts[] = {DType::Q8_0_R8, DType::Q4_0_R8, DType::Q4_1_R8,
+                                 DType::Q4_0_X8, DType::Q4_1_X8, DType::Q8_0_X8};
+bool is_x8(DType t) { return t == DType::Q4_0_X8 || t == DType::Q4_1_X8 || t == DType::Q8_0_X8; }
 
 // The table whose file-format result a layout served by `served` must equal bit for bit: the X8
 // kernels repeat the scalar twin's float arithmetic (generic), the other layouts their own table's.
@@ -98,10 +100,10 @@ TEST(RuntimeLayout, F16_R4InterleavesUnitsOf32AndEveryRowComesBack) {
 
 TEST(RuntimeLayout, X8PutsEachBlockColumnsFieldsThenQuantsBy4BytesAndEveryRowComesBack) {
   const int64_t rows = 16, cols = 96;  // 2 groups, 3 block columns
-  for (DType layout : {DType::Q4_0_X8, DType::Q4_1_X8}) {
+  for (DType layout : {DType::Q4_0_X8, DType::Q4_1_X8, DType::Q8_0_X8}) {
     const DType file = kernels::file_dtype(layout);
     const size_t rb = dtype_row_bytes(file, cols), bb = size_t(dtype_traits(file)->block_bytes);
-    const size_t fields = (bb - 16) / 2;  // Q4_0: d; Q4_1: d, m
+    const size_t fields = layout == DType::Q4_1_X8 ? 2 : 1;  // d (Q4_1: d, m)
     const auto plain = matrix(file, rows, cols, 8);
     const auto x8 = relaid(plain, rows, cols, layout);
     ASSERT_NE(plain, x8);
@@ -110,6 +112,8 @@ TEST(RuntimeLayout, X8PutsEachBlockColumnsFieldsThenQuantsBy4BytesAndEveryRowCom
     const uint8_t* blk = plain.data() + 13 * rb + 2 * bb;
     for (size_t f = 0; f < fields; ++f) EXPECT_EQ(0, std::memcmp(col + 16 * f + 2 * 5, blk + 2 * f, 2)) << f;
     EXPECT_EQ(0, std::memcmp(col + 16 * fields + 32 * 2 + 4 * 5, blk + 2 * fields + 8, 4));
+    if (layout == DType::Q8_0_X8)  // c = 7: quant bytes 28..31
+      EXPECT_EQ(0, std::memcmp(col + 16 * fields + 32 * 7 + 4 * 5, blk + 2 * fields + 28, 4));
     std::vector<uint8_t> row(rb);
     for (int64_t r = 0; r < rows; ++r) {
       kernels::runtime_row(layout, x8.data(), rb, r, row.data());
@@ -159,6 +163,42 @@ TEST(RuntimeLayout, EveryIsaComputesEachLayoutExactlyAsItsFileFormat) {
           kernels::matmul(vl, x.data(), n_tok, yl.data(), pool);
           EXPECT_EQ(yp, yl) << dtype_name(layout) << " on " << isa->name << " (served by " << served.isa
                             << ") n_tok " << n_tok << " threads " << threads;
+        }
+      }
+    }
+  }
+}
+
+// Q8_0 quants of -128 (no quantizer writes them, a hostile or foreign file can): |w| = 128 must not
+// saturate or flip a sign. Every table's result for the file form and for each layout it computes
+// equals generic's; the X8 kernels bit for bit.
+TEST(RuntimeLayout, Q8_0WithMinus128QuantsIsExact) {
+  IsaRestore restore;
+  const int64_t rows = 16, cols = 96;
+  auto plain = q8_matrix(rows, cols, 9);
+  const size_t rb = dtype_row_bytes(DType::Q8_0, cols);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t b = 0; b < cols / 32; ++b)
+      for (int j = 0; j < 32; j += 3) plain[size_t(r) * rb + size_t(b) * 34 + 2 + size_t(j)] = (r + j) % 2 ? 0x80 : 0x7F;
+  const auto x = acts(cols * 7, 31);
+  std::vector<float> ref(size_t(rows * 7));
+  ThreadPool pool(2);
+  ASSERT_TRUE(kernels::force_isa("generic").is_ok());
+  kernels::matmul(TensorView::make(DType::Q8_0, plain.data(), cols, rows), x.data(), 7, ref.data(), pool);
+  for (DType layout : {DType::Q8_0, DType::Q8_0_X8}) {  // (R8 needs whole pairs of blocks: 3 here)
+    const auto lay = layout == DType::Q8_0 ? plain : relaid(plain, rows, cols, layout);
+    for (const kernels::KernelTable* isa : kernels::available_isas()) {
+      ASSERT_TRUE(kernels::force_isa(isa->name).is_ok());
+      for (int64_t n_tok : {1, 7}) {
+        std::vector<float> y(size_t(rows * n_tok));
+        kernels::matmul(TensorView::make(layout, const_cast<uint8_t*>(lay.data()), cols, rows), x.data(), n_tok,
+                        y.data(), pool);
+        for (size_t i = 0; i < y.size(); ++i) {
+          if (layout == DType::Q8_0_X8) {
+            EXPECT_EQ(y[i], ref[i]) << isa->name << " n_tok " << n_tok << " at " << i;
+          } else {
+            EXPECT_NEAR(y[i], ref[i], 1e-4f * (1.0f + std::fabs(ref[i]))) << isa->name << " n_tok " << n_tok << " at " << i;
+          }
         }
       }
     }
@@ -257,24 +297,29 @@ TEST(RuntimeLayout, GetRowAndFloatActivationsReadTheLayout) {
 
 TEST(RuntimeLayout, ChosenOnlyWhereATableHasAKernelForIt) {
   IsaRestore restore;
-  const bool own = std::string(kernels::resolve_format(kernels::active_isa(), DType::Q8_0_R8).isa) != "generic";
-  EXPECT_EQ(kernels::preferred_layout(DType::Q8_0, 64, 128), own ? DType::Q8_0_R8 : DType::Q8_0);
-  EXPECT_EQ(kernels::preferred_layout(DType::Q8_0, 60, 128), DType::Q8_0);  // rows not in groups of 8
-  EXPECT_EQ(kernels::preferred_layout(DType::Q8_0, 64, 96), DType::Q8_0);   // odd number of blocks
-  // Q4_0 / Q4_1: X8 where a table computes it (avx2), else R8 (whole units of 4 blocks).
-  const bool x8 = std::string(kernels::resolve_format(kernels::active_isa(), DType::Q4_0_X8).isa) != "generic";
+  auto computed = [](DType layout) {  // by a table other than generic's row copy
+    return std::string(kernels::resolve_format(kernels::active_isa(), layout).isa) != "generic";
+  };
+  const bool own = computed(DType::Q8_0_R8), own_q4 = computed(DType::Q4_0_R8), own_f16 = computed(DType::F16_R4);
+  // Q4_0 / Q4_1 / Q8_0: X8 where a table computes it (avx2), else R8 (whole units of 2 / 4 blocks).
+  const bool x8 = computed(DType::Q4_0_X8);
   const bool own_x8 = std::string(kernels::resolve_format(kernels::active_isa(), DType::Q4_0_X8).isa) ==
                       kernels::active_isa().name;
   const bool own_r8 = std::string(kernels::resolve_format(kernels::active_isa(), DType::Q4_0_R8).isa) ==
                       kernels::active_isa().name;
-  const DType q4_0 = (x8 && (own_x8 || !own_r8)) ? DType::Q4_0_X8 : own ? DType::Q4_0_R8 : DType::Q4_0;
-  const DType q4_1 = (x8 && (own_x8 || !own_r8)) ? DType::Q4_1_X8 : own ? DType::Q4_1_R8 : DType::Q4_1;
+  const bool take_x8 = x8 && (own_x8 || !own_r8);
+  EXPECT_EQ(kernels::preferred_layout(DType::Q8_0, 64, 128), take_x8 ? DType::Q8_0_X8 : own ? DType::Q8_0_R8 : DType::Q8_0);
+  EXPECT_EQ(kernels::preferred_layout(DType::Q8_0, 60, 128), DType::Q8_0);  // rows not in groups of 8
+  // An odd number of blocks: X8 takes any, R8 whole pairs.
+  EXPECT_EQ(kernels::preferred_layout(DType::Q8_0, 64, 96), x8 ? DType::Q8_0_X8 : DType::Q8_0);
+  const DType q4_0 = take_x8 ? DType::Q4_0_X8 : own_q4 ? DType::Q4_0_R8 : DType::Q4_0;
+  const DType q4_1 = take_x8 ? DType::Q4_1_X8 : own_q4 ? DType::Q4_1_R8 : DType::Q4_1;
   EXPECT_EQ(kernels::preferred_layout(DType::Q4_0, 64, 128), q4_0);
   EXPECT_EQ(kernels::preferred_layout(DType::Q4_1, 64, 256), q4_1);
   EXPECT_EQ(kernels::preferred_layout(DType::Q4_0, 64, 96), x8 ? DType::Q4_0_X8 : DType::Q4_0);  // X8: any blocks
   EXPECT_EQ(kernels::preferred_layout(DType::Q4_0, 60, 128), DType::Q4_0);  // rows not in groups of 8
   EXPECT_EQ(kernels::preferred_layout(DType::Q5_0, 64, 128), DType::Q5_0);  // no layout
-  EXPECT_EQ(kernels::preferred_layout(DType::F16, 64, 128), own ? DType::F16_R4 : DType::F16);
+  EXPECT_EQ(kernels::preferred_layout(DType::F16, 64, 128), own_f16 ? DType::F16_R4 : DType::F16);
   EXPECT_EQ(kernels::preferred_layout(DType::F16, 66, 128), DType::F16);  // rows not in groups of 4
   EXPECT_EQ(kernels::preferred_layout(DType::F16, 64, 48), DType::F16);   // not whole units of 32
   kernels::set_float_activations(true);

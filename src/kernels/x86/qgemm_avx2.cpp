@@ -3,21 +3,21 @@
 // Every format is unpacked one 32-value block at a time into 32 unsigned bytes (4/5/6-bit values,
 // at most 63) and multiplied with the signed int8 activations by vpmaddubsw (u8 x s8 -> pairs
 // summed to int16; 2 * 63 * 127 cannot saturate) then vpmaddwd with ones (-> 8 int32 lanes).
-// Q8_0 is signed 8-bit, where a pair could saturate: |w| (unsigned, <= 128) times the activations
+// The signed 8-bit I8_ROW, where a pair could saturate: |w| (unsigned, <= 128) times the activations
 // with w's sign applied (vpsignb), 2 * 128 * 127 < 32767. Offsets enter exactly in int32:
 //   Q4_0 / Q5_0: -8 / -16 times the activation block sum, added as -1 / -2 times it in each of
 //                the 8 lanes;
 //   Q6_K:        the int16 pair sums of 32 * a (one vpmaddubsw per token and block, shared by all
 //                rows) are subtracted, then vpmaddwd with the two 16-value sub-block scales.
 // Mins (Q4_1, Q5_1, Q4_K, Q5_K, U4_G, U8_ROW) enter in float: m * da * activation block sum.
-// U8_ROW (unsigned 8-bit) is flipped to q - 128 and handled as Q8_0, +128 * block sum in int32.
+// U8_ROW (unsigned 8-bit) is flipped to q - 128 and handled as I8_ROW, +128 * block sum in int32.
 // So every block's integer sum equals the scalar twin's; only float summation order differs.
 //
 // One register tile is R rows x T tokens of float accumulators (8 lanes each, reduced at the end);
 // each row's block is unpacked once per tile and used for T tokens, each activation block loaded
-// once and used for R rows. Decode (1-2 tokens): 4 rows x n_tok (8 for a run-time layout's group);
-// prefill: kPR rows x kPT tokens, 4 blocks at a time (tile4). Q4_0 and Q4_1 are computed by the X8
-// kernels (x86/qgemm_x8_avx2.cpp), 8 rows in the lanes of one register.
+// once and used for R rows. Decode (1-2 tokens): 4 rows x n_tok; prefill: kPR rows x kPT tokens,
+// 4 blocks at a time (tile4). Q8_0, Q4_0 and Q4_1 are computed by the X8 kernels
+// (x86/qgemm_x8_avx2.cpp), 8 rows in the lanes of one register.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -25,7 +25,6 @@
 #include <type_traits>
 #include <vector>
 
-#include "kernels/layout.h"
 #include "kernels/x86/decode_prefetch.h"
 #include "kernels/x86/qgemm_avx2.h"
 #include "quant/blocks.h"
@@ -99,16 +98,6 @@ struct Blk {
   float mw;    // kMin: the min term's factor (Q4_1/Q5_1: m; K: -dmin * mn)
 };
 
-struct UQ8_0 {
-  static constexpr Kind kKind = Kind::kSign;
-  static constexpr int kOff = 0;
-  static inline void run(const uint8_t* row, int64_t b, Blk* o) {
-    const BlockQ8_0* k = reinterpret_cast<const BlockQ8_0*>(row) + b;
-    o->x = loadu256(k->qs);
-    o->v = _mm256_abs_epi8(o->x);
-    o->dw = h2f(k->d);
-  }
-};
 // Split-nibble formats; kSub sub-blocks of 32 per block share its scale (I4_G/U4_G: G/32).
 template <class Block, bool kFive, bool kHasMin, int kSub = 1>
 struct ULegacy {
@@ -135,7 +124,7 @@ using UU4_G64 = ULegacy<BlockU4_G64, false, true, 2>;
 using UU4_G128 = ULegacy<BlockU4_G128, false, true, 4>;
 
 // Per-row 8-bit formats: the row's float scale (and min) from the header, block b at 32b after it.
-// I8_ROW is signed as Q8_0 (kSign). U8_ROW (0..255) would saturate vpmaddubsw's pairs, so it is
+// I8_ROW is signed (kSign). U8_ROW (0..255) would saturate vpmaddubsw's pairs, so it is
 // flipped to signed q - 128 (kSign's |w| trick) and 128 times the activation block sum is added
 // back in int32 (kSignMin; 16 per lane of the 8); its min enters in float as Q4_1's.
 template <bool kUnsigned>
@@ -195,21 +184,6 @@ struct UQ6_K {
   }
 };
 
-// Rows of a group of a run-time layout (kernels/layout.h: G rows, units of BPU blocks of the
-// format U reads): rows[i] is the group's start + i units, and block b of row i sits at
-// rows[i] + (b / BPU) * G units + (b % BPU) blocks, which is U's own row + b blocks shifted by
-// (b / BPU) * (G - 1) units. Any subset of a group's rows can form a tile.
-template <class U, int G, int BPU, size_t BB>
-struct URelaid {
-  static constexpr Kind kKind = U::kKind;
-  static constexpr int kOff = U::kOff;
-  static constexpr int64_t kUnit = int64_t(BPU * BB);
-  static constexpr int kBlocksPerUnit = BPU;
-  static inline const uint8_t* unit_at(const uint8_t* row, int64_t b) { return row + (b / BPU) * G * kUnit; }
-  static inline void run(const uint8_t* row, int64_t b, Blk* o) { U::run(row + (b / BPU) * (G - 1) * kUnit, b, o); }
-};
-template <class U>
-constexpr bool kIsRelaid = requires { U::kBlocksPerUnit; };
 // Decode prefetch at block b (pf > 0): a run-time layout's group is one stream, prefetched pf bytes
 // ahead once per unit; a file layout's rows each pf bytes ahead of their position b * block_bytes
 // (exact for the 32-blocks, within a few bytes for the K-quant super-blocks), once per cache line
@@ -217,15 +191,10 @@ constexpr bool kIsRelaid = requires { U::kBlocksPerUnit; };
 template <class U, int R>
 inline void prefetch_step(const uint8_t* const* rows, int64_t b, int64_t block_bytes, int64_t pf, int64_t& line) {
   if (pf <= 0) return;
-  if constexpr (kIsRelaid<U>) {
-    if (b % U::kBlocksPerUnit == 0)
-      for (int i = 0; i < R; ++i) _mm_prefetch(reinterpret_cast<const char*>(U::unit_at(rows[i], b) + pf), _MM_HINT_T0);
-  } else {
-    const int64_t off = b * block_bytes;
-    if ((off >> 6) != line) {
-      line = off >> 6;
-      for (int i = 0; i < R; ++i) _mm_prefetch(reinterpret_cast<const char*>(rows[i] + off + pf), _MM_HINT_T0);
-    }
+  const int64_t off = b * block_bytes;
+  if ((off >> 6) != line) {
+    line = off >> 6;
+    for (int i = 0; i < R; ++i) _mm_prefetch(reinterpret_cast<const char*>(rows[i] + off + pf), _MM_HINT_T0);
   }
 }
 
@@ -380,7 +349,7 @@ inline void prefill_tile(const uint8_t* const* rows, const QActs& a, int64_t t0,
 
 constexpr int kDR = 4;  // decode: rows in flight
 // Prefill tile: rows x tokens. Measured on Zen 3 (bench/micro/qgemm_bench.cpp, 5632x2048, 128
-// tokens, one thread): Q8_0 36-37 GMAC/s with 2 rows against 33-34 with 4; Q4_0 and Q4_K (tile4)
+// tokens, one thread): 8-bit (Q8_0 blocks, before X8) 36-37 GMAC/s with 2 rows against 33-34 with 4; Q4_0 and Q4_K (tile4)
 // 34-35 and 23 with 4 rows against 32 and 20 with 2; 4 x 3, 4 x 2, 2 x 6 and 8 x 1 were slower.
 template <class U>
 constexpr int kPR = (U::kKind == Kind::kSign || U::kKind == Kind::kSignMin) ? 2 : 4;
@@ -392,7 +361,7 @@ void rows_all_tokens(const uint8_t* const* rows, const QActs& a, float* y, int64
                      size_t row_bytes) {
   int64_t t0 = 0;
   if constexpr (TT <= 2) {  // decode: each row streamed once
-    const int64_t pf = kIsRelaid<U> ? kPrefetchSequential : decode_prefetch_distance(row_bytes, R);
+    const int64_t pf = decode_prefetch_distance(row_bytes, R);
     if (a.n_tok == 1) return tile<U, R, 1>(rows, a, 0, y, ldy, r, row_bytes, pf);
     if (a.n_tok == TT) return tile<U, R, TT>(rows, a, 0, y, ldy, r, row_bytes, pf);
   }
@@ -434,51 +403,16 @@ void gemm(const void* w, size_t row_bytes, const QActs& a, float* y, int64_t ldy
   }
 }
 
-// A matrix in run-time layout L of file format U (groups of G rows, units of BPU blocks of BB
-// bytes): whole groups through URelaid (decode: the group's G rows at once, one stream; prefill:
-// kPR rows of the group per tile), rows outside them one by one in their file form.
-template <DType L, class U, int G, int BPU, size_t BB>
-void gemm_relaid(const void* w, size_t row_bytes, const QActs& a, float* y, int64_t ldy, int64_t r0, int64_t r1) {
-  using UR = URelaid<U, G, BPU, BB>;
-  static_assert(G % kPR<U> == 0);
-  thread_local std::vector<uint8_t> file_row;
-  auto singles = [&](int64_t lo, int64_t hi) {
-    for (int64_t r = lo; r < hi; ++r) {
-      const uint8_t* row = file_form_row(L, w, row_bytes, r, file_row);
-      if (a.n_tok <= 2) {
-        rows_all_tokens<U, 1, 2>(&row, a, y, ldy, r, row_bytes);
-      } else {
-        rows_all_tokens<U, 1, kPT>(&row, a, y, ldy, r, row_bytes);
-      }
-    }
-  };
-  const GroupSpan g = whole_groups(r0, r1, G);
-  singles(r0, g.begin);
-  const uint8_t* base = static_cast<const uint8_t*>(w);
-  for (int64_t r = g.begin; r < g.end; r += G) {
-    const uint8_t* rows[G];
-    for (int i = 0; i < G; ++i) rows[i] = base + size_t(r) * row_bytes + size_t(i) * UR::kUnit;
-    if (a.n_tok == 1) {
-      rows_all_tokens<UR, G, 1>(rows, a, y, ldy, r, row_bytes);
-    } else if (a.n_tok == 2) {
-      for (int i = 0; i < G; i += kDR) rows_all_tokens<UR, kDR, 2>(rows + i, a, y, ldy, r + i, row_bytes);
-    } else {
-      for (int i = 0; i < G; i += kPR<U>) rows_all_tokens<UR, kPR<U>, kPT>(rows + i, a, y, ldy, r + i, row_bytes);
-    }
-  }
-  singles(g.end, r1);
-}
-
 }  // namespace
 
 GemmQ gemm_q_for(DType t) {
   switch (t) {
-    case DType::Q8_0: return gemm<UQ8_0>;
-    case DType::Q8_0_R8: return gemm_relaid<DType::Q8_0_R8, UQ8_0, kQ8R8Rows, 2, sizeof(BlockQ8_0)>;
-    case DType::Q4_0:  // Q4_0 / Q4_1 in any layout but R8 (computed by generic here): the X8 kernels
+    case DType::Q8_0:  // Q8_0 / Q4_0 / Q4_1 in any layout but R8 (generic's here): the X8 kernels
+    case DType::Q4_0:
     case DType::Q4_1:
     case DType::Q4_0_X8:
-    case DType::Q4_1_X8: return gemm_x8_for(t);
+    case DType::Q4_1_X8:
+    case DType::Q8_0_X8: return gemm_x8_for(t);
     case DType::Q5_0: return gemm<UQ5_0>;
     case DType::Q5_1: return gemm<UQ5_1>;
     case DType::Q4_K: return gemm<UK45<false>>;
