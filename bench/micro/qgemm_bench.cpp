@@ -1,5 +1,6 @@
 // Microbenchmark of the matmul kernels through the public entry point (kernels::matmul, i.e.
-// activation quantization + row sharing over the pool) for each ISA table:
+// activation quantization + row sharing over the pool) for each ISA table, in the run-time layout
+// the engine would use (printed in place of TYPE; EDGEGLM_WEIGHT_LAYOUT=file for the file's):
 //   prefill: n_tok tokens through (n_out x n_in) -> GMAC/s
 //   decode:  one token through a set of matrices bigger than the caches (or one small matrix
 //            set that stays cached) -> GB/s of weights streamed
@@ -19,6 +20,7 @@
 #include "core/thread_pool.h"
 #include "kernels/isa.h"
 #include "kernels/kernels.h"
+#include "kernels/layout.h"
 #include "quant/quant.h"
 
 using namespace edgeglm;
@@ -57,9 +59,18 @@ int main(int argc, char** argv) {
   }
   std::vector<float> x(size_t(n_tok * n_in)), y(size_t(n_tok * n_out));
   for (auto& v : x) v = nd(rng);
+  // The run-time layout the engine would load this matrix in for the chosen table (kernels/layout.h;
+  // EDGEGLM_WEIGHT_LAYOUT=file keeps the file's), so the figures are those of the engine's path.
+  const DType L = kernels::preferred_layout(t, n_out, n_in);
+  if (L != t) {
+    std::vector<uint8_t> relaid(w.size());
+    for (int m = 0; m < n_mat; ++m)
+      kernels::to_runtime_layout(L, w.data() + size_t(m) * mat_bytes, relaid.data() + size_t(m) * mat_bytes, n_out, rb);
+    w.swap(relaid);
+  }
   ThreadPool pool(threads);
   std::vector<TensorView> views;
-  for (int m = 0; m < n_mat; ++m) views.push_back(TensorView::make(t, w.data() + size_t(m) * mat_bytes, n_in, n_out));
+  for (int m = 0; m < n_mat; ++m) views.push_back(TensorView::make(L, w.data() + size_t(m) * mat_bytes, n_in, n_out));
   auto once = [&] {
     for (int m = 0; m < n_mat; ++m) kernels::matmul(views[size_t(m)], x.data(), n_tok, y.data(), pool);
   };
@@ -83,8 +94,8 @@ int main(int argc, char** argv) {
   std::sort(cpus.begin(), cpus.end());
   const double med = times[times.size() / 2], cpu_min = cpus.front();
   const double macs = double(n_out) * double(n_in) * double(n_tok) * n_mat;
-  std::printf("%-7s %-5s %-7s %5lldx%-5lld tok %3lld thr %d mats %3d: %8.3f ms  %7.1f GMAC/s  %6.1f GB/s | cpu %7.1f GMAC/s %6.1f GB/s\n",
-              argv[1], argv[2], argv[3], (long long)n_out, (long long)n_in, (long long)n_tok, threads, n_mat,
+  std::printf("%-7s %-7s %-7s %5lldx%-5lld tok %3lld thr %d mats %3d: %8.3f ms  %7.1f GMAC/s  %6.1f GB/s | cpu %7.1f GMAC/s %6.1f GB/s\n",
+              argv[1], dtype_name(L), argv[3], (long long)n_out, (long long)n_in, (long long)n_tok, threads, n_mat,
               med * 1e3, macs / med / 1e9, double(mat_bytes) * n_mat / med / 1e9,
               macs / cpu_min / 1e9, double(mat_bytes) * n_mat / cpu_min / 1e9);
   return 0;

@@ -14,8 +14,9 @@
 // acc + ((d * da) * float(isum) + (m * da) * float(asum)). So the result is bit-identical to the
 // scalar twin's, whatever rows a call covers or how many threads share a matrix.
 //
-// Measured on Zen 3 (one thread, 120 tokens, 1536x576 and 576x1536): 48-54 GMAC/s against 39-41
-// for the two-block kernel these replaced (docs/BENCHMARKS.md, "Q4_0 / Q4_1 in the X8 layout").
+// Measured on Zen 3 (bench/micro/qgemm_bench.cpp, one thread, 128 tokens, 1536x576 and 5632x2048):
+// prefill Q4_0 70-72 GMAC/s, Q4_1 64-65, Q8_0 47-53, against 34-40 for the kernels these replaced;
+// decode from DRAM Q4_0 19-20 GB/s against 12 (docs/BENCHMARKS.md, "Q4_0 / Q4_1 in the X8 layout").
 #include <immintrin.h>
 
 #include <cstring>
@@ -136,7 +137,7 @@ void x8_tile(const uint8_t* g, const QActs& a, int64_t t0, float* y, int64_t ldy
   for (int t = 0; t < T; ++t) _mm256_storeu_ps(y + t * ldy, acc[t]);
 }
 
-// Prefill: tiles of kXT tokens (6: 48-54 GMAC/s against 48-50 with 4 and 51 with 8), then the rest.
+// Prefill: tiles of kXT tokens (Q4_0 experiment: 6 tokens 48-54 GMAC/s, 4: 48-50, 8: 51), then the rest.
 constexpr int kXT = 6;
 
 template <class F>
