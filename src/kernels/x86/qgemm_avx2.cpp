@@ -349,8 +349,9 @@ inline void prefill_tile(const uint8_t* const* rows, const QActs& a, int64_t t0,
 
 constexpr int kDR = 4;  // decode: rows in flight
 // Prefill tile: rows x tokens. Measured on Zen 3 (bench/micro/qgemm_bench.cpp, 5632x2048, 128
-// tokens, one thread): 8-bit (Q8_0 blocks, before X8) 36-37 GMAC/s with 2 rows against 33-34 with 4; Q4_0 and Q4_K (tile4)
-// 34-35 and 23 with 4 rows against 32 and 20 with 2; 4 x 3, 4 x 2, 2 x 6 and 8 x 1 were slower.
+// tokens, one thread): 8-bit (Q8_0 blocks, before X8) 36-37 GMAC/s with 2 rows against 33-34
+// with 4; Q4_0 and Q4_K (tile4) 34-35 and 23 with 4 rows against 32 and 20 with 2; 4 x 3, 4 x 2,
+// 2 x 6 and 8 x 1 were slower.
 template <class U>
 constexpr int kPR = (U::kKind == Kind::kSign || U::kKind == Kind::kSignMin) ? 2 : 4;
 constexpr int kPT = 4;

@@ -30,6 +30,7 @@
 namespace edgeglm::kernels::avx2 {
 namespace {
 
+inline __m256i load256(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
 inline __m256i bcast4(const int8_t* p) {
   int32_t v;
   std::memcpy(&v, p, 4);
@@ -60,14 +61,14 @@ inline void nibble_sums(const uint8_t* q, const int8_t* const* x, Done done) {
   const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
   __m256i s16[T];
   __m256i w[4];
-  for (int c = 0; c < 4; ++c) w[c] = _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32 * c)), m4);
+  for (int c = 0; c < 4; ++c) w[c] = _mm256_and_si256(load256(q + 32 * c), m4);
   for (int t = 0; t < T; ++t) {
     __m256i s = _mm256_maddubs_epi16(w[0], bcast4(x[t]));
     for (int c = 1; c < 4; ++c) s = _mm256_add_epi16(s, _mm256_maddubs_epi16(w[c], bcast4(x[t] + 4 * c)));
     s16[t] = s;
   }
   for (int c = 0; c < 4; ++c)
-    w[c] = _mm256_and_si256(_mm256_srli_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32 * c)), 4), m4);
+    w[c] = _mm256_and_si256(_mm256_srli_epi16(load256(q + 32 * c), 4), m4);
   for (int t = 0; t < T; ++t) {
     __m256i s = s16[t];
     for (int c = 0; c < 4; ++c) s = _mm256_add_epi16(s, _mm256_maddubs_epi16(w[c], bcast4(x[t] + 16 + 4 * c)));
@@ -81,12 +82,13 @@ template <int T, class Done>
 inline void signed_sums(const uint8_t* q, const int8_t* const* x, Done done) {
   const __m256i ones = _mm256_set1_epi16(1);
   __m256i aw[8];
-  for (int c = 0; c < 8; ++c) aw[c] = _mm256_abs_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32 * c)));
+  for (int c = 0; c < 8; ++c) aw[c] = _mm256_abs_epi8(load256(q + 32 * c));
   for (int t = 0; t < T; ++t) {
     __m256i s = _mm256_setzero_si256();
     for (int c = 0; c < 8; ++c) {
-      const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32 * c));
-      s = _mm256_add_epi32(s, _mm256_madd_epi16(_mm256_maddubs_epi16(aw[c], _mm256_sign_epi8(bcast4(x[t] + 4 * c), w)), ones));
+      const __m256i w = load256(q + 32 * c);
+      const __m256i p = _mm256_maddubs_epi16(aw[c], _mm256_sign_epi8(bcast4(x[t] + 4 * c), w));
+      s = _mm256_add_epi32(s, _mm256_madd_epi16(p, ones));
     }
     done(t, s);
   }
@@ -184,10 +186,11 @@ void relay8(const uint8_t* const* rows, int64_t nb, uint8_t* out) {
   }
 }
 
-// Rows [r0, r1) of a Q4_0 / Q4_1 / Q8_0 matrix of type L (format F): the X8 layout, or the file layout, whose groups of
-// 8 rows are relaid into the calling thread's scratch first (one pass, then every token tile reads
-// it). Rows outside whole groups go alone through the same arithmetic: the row's file form as row 0
-// of a group whose other 7 rows are zero. So the file and X8 layouts give the same bits.
+// Rows [r0, r1) of a Q4_0 / Q4_1 / Q8_0 matrix of type L (format F): the X8 layout, or the file
+// layout, whose groups of 8 rows are relaid into the calling thread's scratch first (one pass, then
+// every token tile reads it). Rows outside whole groups go alone through the same arithmetic: the
+// row's file form as row 0 of a group whose other 7 rows are zero. So the file and X8 layouts give
+// the same bits.
 template <DType L, class F>
 void gemm_x8(const void* w, size_t row_bytes, const QActs& a, float* y, int64_t ldy, int64_t r0, int64_t r1) {
   constexpr bool kRelaid = L == DType::Q4_0_X8 || L == DType::Q4_1_X8 || L == DType::Q8_0_X8;
