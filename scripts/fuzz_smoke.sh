@@ -55,8 +55,10 @@ for i in "${!names[@]}"; do
   f=${names[$i]} work=${works[$i]}
   echo "fuzz_$f:"
   grep -E "stat::number_of_executed_units|ERROR|SUMMARY" "$work.log" || true
-  if ls "$work"/crash-* "$work"/leak-* "$work"/timeout-* >/dev/null 2>&1; then
-    echo "fuzz_$f found a failing input: $(ls "$work"/crash-* "$work"/leak-* "$work"/timeout-* 2>/dev/null)" >&2
+  # (ls of the three globs together fails when any one of them matches nothing)
+  artifacts=$(find "$work" -maxdepth 1 \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' \) | tr '\n' ' ')
+  if [ -n "$artifacts" ]; then
+    echo "fuzz_$f found a failing input: $artifacts" >&2
     tail -n 30 "$work.log" >&2
     found=1
   else
