@@ -297,16 +297,13 @@ TEST(RuntimeLayout, GetRowAndFloatActivationsReadTheLayout) {
 
 TEST(RuntimeLayout, ChosenOnlyWhereATableHasAKernelForIt) {
   IsaRestore restore;
-  auto computed = [](DType layout) {  // by a table other than generic's row copy
-    return std::string(kernels::resolve_format(kernels::active_isa(), layout).isa) != "generic";
-  };
+  auto served_by = [](DType layout) { return std::string(kernels::resolve_format(kernels::active_isa(), layout).isa); };
+  auto computed = [&](DType layout) { return served_by(layout) != "generic"; };  // not generic's row copy
   const bool own = computed(DType::Q8_0_R8), own_q4 = computed(DType::Q4_0_R8), own_f16 = computed(DType::F16_R4);
   // Q4_0 / Q4_1 / Q8_0: X8 where a table computes it (avx2), else R8 (whole units of 2 / 4 blocks).
   const bool x8 = computed(DType::Q4_0_X8);
-  const bool own_x8 = std::string(kernels::resolve_format(kernels::active_isa(), DType::Q4_0_X8).isa) ==
-                      kernels::active_isa().name;
-  const bool own_r8 = std::string(kernels::resolve_format(kernels::active_isa(), DType::Q4_0_R8).isa) ==
-                      kernels::active_isa().name;
+  const bool own_x8 = served_by(DType::Q4_0_X8) == kernels::active_isa().name;
+  const bool own_r8 = served_by(DType::Q4_0_R8) == kernels::active_isa().name;
   const bool take_x8 = x8 && (own_x8 || !own_r8);
   EXPECT_EQ(kernels::preferred_layout(DType::Q8_0, 64, 128), take_x8 ? DType::Q8_0_X8 : own ? DType::Q8_0_R8 : DType::Q8_0);
   EXPECT_EQ(kernels::preferred_layout(DType::Q8_0, 60, 128), DType::Q8_0);  // rows not in groups of 8

@@ -69,7 +69,6 @@ namespace {
 
 using namespace edgeglm::quant;
 
-inline __m256i loadu256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 inline __m128i loadu128(const void* p) { return _mm_loadu_si128(static_cast<const __m128i*>(p)); }
 inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
 inline __m256i lo_nib(__m256i x) { return _mm256_and_si256(x, _mm256_set1_epi8(0x0F)); }

@@ -20,6 +20,8 @@ GemmQ gemm_q_for(DType t);
 // GemmQ of the X8 layouts Q4_0_X8 / Q4_1_X8 (x86/qgemm_x8_avx2.cpp); nullptr for other types.
 GemmQ gemm_x8_for(DType t);
 
+inline __m256i loadu256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+
 // Sum of the 8 lanes (namespace avx2: used only by files compiled with the avx2 flags).
 inline float hsum(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));

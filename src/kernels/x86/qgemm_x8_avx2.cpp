@@ -30,7 +30,6 @@
 namespace edgeglm::kernels::avx2 {
 namespace {
 
-inline __m256i load256(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
 inline __m256i bcast4(const int8_t* p) {
   int32_t v;
   std::memcpy(&v, p, 4);
@@ -61,14 +60,14 @@ inline void nibble_sums(const uint8_t* q, const int8_t* const* x, Done done) {
   const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
   __m256i s16[T];
   __m256i w[4];
-  for (int c = 0; c < 4; ++c) w[c] = _mm256_and_si256(load256(q + 32 * c), m4);
+  for (int c = 0; c < 4; ++c) w[c] = _mm256_and_si256(loadu256(q + 32 * c), m4);
   for (int t = 0; t < T; ++t) {
     __m256i s = _mm256_maddubs_epi16(w[0], bcast4(x[t]));
     for (int c = 1; c < 4; ++c) s = _mm256_add_epi16(s, _mm256_maddubs_epi16(w[c], bcast4(x[t] + 4 * c)));
     s16[t] = s;
   }
   for (int c = 0; c < 4; ++c)
-    w[c] = _mm256_and_si256(_mm256_srli_epi16(load256(q + 32 * c), 4), m4);
+    w[c] = _mm256_and_si256(_mm256_srli_epi16(loadu256(q + 32 * c), 4), m4);
   for (int t = 0; t < T; ++t) {
     __m256i s = s16[t];
     for (int c = 0; c < 4; ++c) s = _mm256_add_epi16(s, _mm256_maddubs_epi16(w[c], bcast4(x[t] + 16 + 4 * c)));
@@ -82,11 +81,11 @@ template <int T, class Done>
 inline void signed_sums(const uint8_t* q, const int8_t* const* x, Done done) {
   const __m256i ones = _mm256_set1_epi16(1);
   __m256i aw[8];
-  for (int c = 0; c < 8; ++c) aw[c] = _mm256_abs_epi8(load256(q + 32 * c));
+  for (int c = 0; c < 8; ++c) aw[c] = _mm256_abs_epi8(loadu256(q + 32 * c));
   for (int t = 0; t < T; ++t) {
     __m256i s = _mm256_setzero_si256();
     for (int c = 0; c < 8; ++c) {
-      const __m256i w = load256(q + 32 * c);
+      const __m256i w = loadu256(q + 32 * c);
       const __m256i p = _mm256_maddubs_epi16(aw[c], _mm256_sign_epi8(bcast4(x[t] + 4 * c), w));
       s = _mm256_add_epi32(s, _mm256_madd_epi16(p, ones));
     }
@@ -196,9 +195,10 @@ void gemm_x8(const void* w, size_t row_bytes, const QActs& a, float* y, int64_t 
   constexpr bool kRelaid = L == DType::Q4_0_X8 || L == DType::Q4_1_X8 || L == DType::Q8_0_X8;
   const uint8_t* base = static_cast<const uint8_t*>(w);
   const int64_t nb = a.nb();
-  thread_local std::vector<uint8_t> group, row, zero;
-  if (group.size() < kX8Rows * row_bytes) group.resize(kX8Rows * row_bytes);
+  thread_local std::vector<uint8_t> group, row, zero;  // scratch of the relaid paths only
   const GroupSpan gs = whole_groups(r0, r1, kX8Rows);
+  if ((!kRelaid || gs.begin > r0 || gs.end < r1) && group.size() < kX8Rows * row_bytes)
+    group.resize(kX8Rows * row_bytes);
   auto singles = [&](int64_t lo, int64_t hi) {
     if (lo >= hi) return;
     thread_local std::vector<float> y8;
