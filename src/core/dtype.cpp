@@ -34,6 +34,7 @@ constexpr DTypeTraits kTraits[] = {
     {DType::Q4_0_X8, "q4_0_x8", 32, 18, true, 0, true},
     {DType::Q4_1_X8, "q4_1_x8", 32, 20, true, 0, true},
     {DType::Q8_0_X8, "q8_0_x8", 32, 34, true, 0, true},
+    {DType::Q6_K_X8, "q6_k_x8", 256, 210, true, 0, true},
 };
 
 }  // namespace

@@ -47,6 +47,7 @@ enum class DType : uint32_t {
   Q4_0_X8 = 4100,  // "q4_0_x8": Q4_0, 8 rows' blocks of a column together, quants interleaved by 4 bytes
   Q4_1_X8 = 4101,  // "q4_1_x8": Q4_1, likewise
   Q8_0_X8 = 4102,  // "q8_0_x8": Q8_0, likewise
+  Q6_K_X8 = 4103,  // "q6_k_x8": Q6_K, 8 rows' super-blocks of a column together (scales and d first)
 };
 
 struct DTypeTraits {

@@ -20,6 +20,7 @@ struct Spec {
   int rows;              // G
   int blocks_per_unit;   // a unit is this many blocks of the file format (F16: values)
   int x8_fields = 0;     // > 0: an X8 layout (layout.h) of blocks with this many fp16 fields; unit = 1 block
+  bool x8_fields_last = false;  // X8: the fields end the file block (Q6_K), else they start it
   size_t unit() const { return size_t(blocks_per_unit) * size_t(dtype_traits(file)->block_bytes); }
   int64_t unit_cols() const { return blocks_per_unit * dtype_traits(file)->block_size; }
 };
@@ -28,6 +29,7 @@ constexpr Spec kSpecs[] = {
     {DType::Q4_0_X8, DType::Q4_0, kX8Rows, 1, 1},
     {DType::Q4_1_X8, DType::Q4_1, kX8Rows, 1, 2},
     {DType::Q8_0_X8, DType::Q8_0, kX8Rows, 1, 1},
+    {DType::Q6_K_X8, DType::Q6_K, kX8Rows, 1, 9, true},  // 16 int8 scales as 8 pairs, then d
     {DType::Q8_0_R8, DType::Q8_0, kQ8R8Rows, 2},
     {DType::F16_R4, DType::F16, kF16R4Rows, 32},
     {DType::Q4_0_R8, DType::Q4_0, kQ4R8Rows, 4},
@@ -57,14 +59,16 @@ size_t unit_offset(const Spec& s, size_t row_bytes, int64_t r, int64_t p) {
   return size_t(r / s.rows) * size_t(s.rows) * row_bytes + size_t(p * s.rows + r % s.rows) * s.unit();
 }
 
-// X8: block b of row r (file form: F fp16 fields, then the quants) and its places in block column b
-// of r's group (layout.h): copy(offset in the layout, offset in the block, bytes) per piece.
+// X8: block b of row r (file form: F 2-byte fields and the quants, fields first or last) and its
+// places in block column b of r's group (layout.h): copy(offset in the layout, offset in the block,
+// bytes) per piece.
 template <class Copy>
 void x8_block(const Spec& s, size_t row_bytes, int64_t r, int64_t b, Copy copy) {
   const size_t bb = s.unit(), fields = size_t(s.x8_fields), chunks = (bb - 2 * fields) / 4, k = size_t(r % s.rows);
   const size_t col = size_t(r / s.rows) * size_t(s.rows) * row_bytes + size_t(b) * size_t(s.rows) * bb;
-  for (size_t f = 0; f < fields; ++f) copy(col + 16 * f + 2 * k, 2 * f, 2);
-  for (size_t c = 0; c < chunks; ++c) copy(col + 16 * fields + 32 * c + 4 * k, 2 * fields + 4 * c, 4);
+  const size_t field0 = s.x8_fields_last ? bb - 2 * fields : 0, quant0 = s.x8_fields_last ? 0 : 2 * fields;
+  for (size_t f = 0; f < fields; ++f) copy(col + 16 * f + 2 * k, field0 + 2 * f, 2);
+  for (size_t c = 0; c < chunks; ++c) copy(col + 16 * fields + 32 * c + 4 * k, quant0 + 4 * c, 4);
 }
 
 }  // namespace

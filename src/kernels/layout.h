@@ -14,12 +14,14 @@
 //   Q4_0_R8 / Q4_1_R8:        Q4_0 / Q4_1, G = 8, a unit is 4 blocks (72 / 80 bytes; cols % 128 == 0)
 //
 // The X8 layouts go further: block column b of a group of 8 rows (8 blocks, 8 * block_bytes bytes at
-// b * 8 * block_bytes of the group) holds the 8 rows' fp16 fields first, field f of row k at 16f + 2k
-// (Q4_0, Q8_0: d; Q4_1: d, m), then their quants interleaved by 4 bytes: bytes 4c..4c+3 of row k's qs at
-// 16F + 32c + 4k (F fields; c = 0..3, Q8_0: 0..7). One 32-byte load then holds 4 bytes of each of
-// the 8 rows, so a kernel keeps row k in lane k and converts, scales and adds once per block for
-// all 8 rows:
+// b * 8 * block_bytes of the group) holds the 8 rows' 2-byte fields first, field f of row k at
+// 16f + 2k (Q4_0, Q8_0: d; Q4_1: d, m; Q6_K: its 16 int8 scales as 8 pairs, then d), then their
+// quants interleaved by 4 bytes: quant bytes 4c..4c+3 of row k at 16F + 32c + 4k (F fields; c = 0..3,
+// Q8_0: 0..7, Q6_K: 0..47 over ql then qh). One 32-byte load then holds 4 bytes of each of the 8
+// rows, so a kernel keeps row k in lane k and converts, scales and adds once per block for all 8
+// rows:
 //   Q4_0_X8 / Q4_1_X8 / Q8_0_X8:  Q4_0 / Q4_1 / Q8_0, G = 8, any number of blocks (cols % 32 == 0)
+//   Q6_K_X8:                      Q6_K, G = 8, any number of super-blocks (cols % 256 == 0)
 #pragma once
 #include <cstddef>
 #include <algorithm>
@@ -34,7 +36,7 @@ constexpr int kQ8R8Rows = 8;   // Q8_0_R8: rows per group
 constexpr int kF16R4Rows = 4;  // F16_R4: rows per group
 constexpr int kF16R4Unit = 64; // F16_R4: bytes of one row's 32 values
 constexpr int kQ4R8Rows = 8;   // Q4_0_R8 / Q4_1_R8: rows per group (a unit is 4 blocks)
-constexpr int kX8Rows = 8;     // Q4_0_X8 / Q4_1_X8 / Q8_0_X8: rows per group
+constexpr int kX8Rows = 8;     // the X8 layouts: rows per group
 constexpr int kLayoutRowsLcm = 8;  // every layout's group size divides this
 
 // Rows [r0, r1) split for a layout of groups of G: [r0, begin) and [end, r1) lie outside whole

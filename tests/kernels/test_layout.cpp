@@ -4,8 +4,10 @@
 // chosen only where a table has a kernel for it.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <iterator>
 #include <cstring>
 #include <random>
 #include <string>
@@ -53,10 +55,15 @@ std::vector<uint8_t> relaid(const std::vector<uint8_t>& m, int64_t rows, int64_t
 }
 
 constexpr DType kLayouts[] = {DType::Q8_0_R8, DType::F16_R4,  DType::Q4_0_R8, DType::Q4_1_R8,
-                              DType::Q4_0_X8, DType::Q4_1_X8, DType::Q8_0_X8};
-constexpr DType kIntLayouts[] = {DType::Q8_0_R8, DType::Q4_0_R8, DType::Q4_1_R8,
-                                 DType::Q4_0_X8, DType::Q4_1_X8, DType::Q8_0_X8};
-bool is_x8(DType t) { return t == DType::Q4_0_X8 || t == DType::Q4_1_X8 || t == DType::Q8_0_X8; }
+                              DType::Q4_0_X8, DType::Q4_1_X8, DType::Q8_0_X8, DType::Q6_K_X8};
+constexpr DType kIntLayouts[] = {DType::Q8_0_R8, DType::Q4_0_R8, DType::Q4_1_R8, DType::Q4_0_X8,
+                                 DType::Q4_1_X8, DType::Q8_0_X8, DType::Q6_K_X8};
+constexpr DType kX8Layouts[] = {DType::Q4_0_X8, DType::Q4_1_X8, DType::Q8_0_X8, DType::Q6_K_X8};
+bool is_x8(DType t) { return std::find(std::begin(kX8Layouts), std::end(kX8Layouts), t) != std::end(kX8Layouts); }
+// Columns for a test that wants `cols` of the 32-blocks: super-blocks of 256 need a multiple of 256.
+int64_t cols_for(DType layout, int64_t cols) {
+  return dtype_traits(kernels::file_dtype(layout))->block_size == 256 ? (cols + 255) / 256 * 256 : cols;
+}
 
 // The table whose file-format result a layout served by `served` must equal bit for bit: the X8
 // kernels repeat the scalar twin's float arithmetic (generic), the other layouts their own table's.
@@ -99,21 +106,29 @@ TEST(RuntimeLayout, F16_R4InterleavesUnitsOf32AndEveryRowComesBack) {
 }
 
 TEST(RuntimeLayout, X8PutsEachBlockColumnsFieldsThenQuantsBy4BytesAndEveryRowComesBack) {
-  const int64_t rows = 16, cols = 96;  // 2 groups, 3 block columns
-  for (DType layout : {DType::Q4_0_X8, DType::Q4_1_X8, DType::Q8_0_X8}) {
+  const int64_t rows = 16;  // 2 groups
+  for (DType layout : kX8Layouts) {
     const DType file = kernels::file_dtype(layout);
+    const int64_t cols = 3 * dtype_traits(file)->block_size;  // 3 block columns
     const size_t rb = dtype_row_bytes(file, cols), bb = size_t(dtype_traits(file)->block_bytes);
-    const size_t fields = layout == DType::Q4_1_X8 ? 2 : 1;  // d (Q4_1: d, m)
+    // d (Q4_1: d, m) at the block's start; Q6_K: 8 scale pairs and d, its last 18 bytes
+    const size_t fields = layout == DType::Q4_1_X8 ? 2 : layout == DType::Q6_K_X8 ? 9 : 1;
+    const size_t field0 = layout == DType::Q6_K_X8 ? bb - 18 : 0, quant0 = layout == DType::Q6_K_X8 ? 0 : 2 * fields;
     const auto plain = matrix(file, rows, cols, 8);
     const auto x8 = relaid(plain, rows, cols, layout);
     ASSERT_NE(plain, x8);
     // Row 13 = row 5 of group 1, block 2: its fields and its quant bytes 8..11 (c = 2).
     const uint8_t* col = x8.data() + 8 * rb + 2 * 8 * bb;
     const uint8_t* blk = plain.data() + 13 * rb + 2 * bb;
-    for (size_t f = 0; f < fields; ++f) EXPECT_EQ(0, std::memcmp(col + 16 * f + 2 * 5, blk + 2 * f, 2)) << f;
-    EXPECT_EQ(0, std::memcmp(col + 16 * fields + 32 * 2 + 4 * 5, blk + 2 * fields + 8, 4));
-    if (layout == DType::Q8_0_X8)  // c = 7: quant bytes 28..31
-      EXPECT_EQ(0, std::memcmp(col + 16 * fields + 32 * 7 + 4 * 5, blk + 2 * fields + 28, 4));
+    for (size_t f = 0; f < fields; ++f)
+      EXPECT_EQ(0, std::memcmp(col + 16 * f + 2 * 5, blk + field0 + 2 * f, 2)) << dtype_name(layout) << " field " << f;
+    EXPECT_EQ(0, std::memcmp(col + 16 * fields + 32 * 2 + 4 * 5, blk + quant0 + 8, 4));
+    if (layout == DType::Q8_0_X8) {  // c = 7: quant bytes 28..31
+      EXPECT_EQ(0, std::memcmp(col + 16 * fields + 32 * 7 + 4 * 5, blk + quant0 + 28, 4));
+    }
+    if (layout == DType::Q6_K_X8) {  // c = 47: the last 4 bytes of qh
+      EXPECT_EQ(0, std::memcmp(col + 16 * fields + 32 * 47 + 4 * 5, blk + 188, 4));
+    }
     std::vector<uint8_t> row(rb);
     for (int64_t r = 0; r < rows; ++r) {
       kernels::runtime_row(layout, x8.data(), rb, r, row.data());
@@ -142,8 +157,9 @@ TEST(RuntimeLayout, IsNeverAFileType) {
 // the X8 layouts, generic: their kernels repeat its arithmetic).
 TEST(RuntimeLayout, EveryIsaComputesEachLayoutExactlyAsItsFileFormat) {
   IsaRestore restore;
-  const int64_t rows = 56, cols = 384;  // 7 groups of 8 (14 of 4); 6 Q8_0 / 3 Q4_x / 12 F16 units a row
+  const int64_t rows = 56;  // 7 groups of 8 (14 of 4); 6 Q8_0 / 3 Q4_x / 12 F16 units a row, 2 Q6_K
   for (DType layout : kLayouts) {
+    const int64_t cols = cols_for(layout, 384);
     const DType file = kernels::file_dtype(layout);
     auto plain = matrix(file, rows, cols, 2);
     auto lay = relaid(plain, rows, cols, layout);

@@ -6,9 +6,7 @@
 // The signed 8-bit I8_ROW, where a pair could saturate: |w| (unsigned, <= 128) times the activations
 // with w's sign applied (vpsignb), 2 * 128 * 127 < 32767. Offsets enter exactly in int32:
 //   Q4_0 / Q5_0: -8 / -16 times the activation block sum, added as -1 / -2 times it in each of
-//                the 8 lanes;
-//   Q6_K:        the int16 pair sums of 32 * a (one vpmaddubsw per token and block, shared by all
-//                rows) are subtracted, then vpmaddwd with the two 16-value sub-block scales.
+//                the 8 lanes.
 // Mins (Q4_1, Q5_1, Q4_K, Q5_K, U4_G, U8_ROW) enter in float: m * da * activation block sum.
 // U8_ROW (unsigned 8-bit) is flipped to q - 128 and handled as I8_ROW, +128 * block sum in int32.
 // So every block's integer sum equals the scalar twin's; only float summation order differs.
@@ -16,7 +14,7 @@
 // One register tile is R rows x T tokens of float accumulators (8 lanes each, reduced at the end);
 // each row's block is unpacked once per tile and used for T tokens, each activation block loaded
 // once and used for R rows. Decode (1-2 tokens): 4 rows x n_tok; prefill: kPR rows x kPT tokens,
-// 4 blocks at a time (tile4). Q8_0, Q4_0 and Q4_1 are computed by the X8 kernels
+// 4 blocks at a time (tile4). Q8_0, Q4_0, Q4_1 and Q6_K are computed by the X8 kernels
 // (x86/qgemm_x8_avx2.cpp), 8 rows in the lanes of one register.
 #include <immintrin.h>
 
@@ -87,12 +85,12 @@ inline __m256i bit4_of(uint32_t qh) {
   const __m256i x = _mm256_shuffle_epi8(_mm256_set1_epi32(int32_t(qh)), idx);
   return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(x, bits), bits), _mm256_set1_epi8(0x10));
 }
-enum class Kind { kSign, kOffset, kMin, kQ6K, kSignMin };
+enum class Kind { kSign, kOffset, kMin, kSignMin };
 
 // One 32-value block of a row, unpacked.
 struct Blk {
   __m256i v;   // unsigned values (kSign: |w|)
-  __m256i x;   // kSign: w (for the sign); kQ6K: int16 scales [sc_lo x 8 | sc_hi x 8]
+  __m256i x;   // kSign: w (for the sign)
   float dw;    // weight scale of the block
   float mw;    // kMin: the min term's factor (Q4_1/Q5_1: m; K: -dmin * mn)
 };
@@ -165,24 +163,6 @@ struct UK45 {
   }
 };
 
-struct UQ6_K {
-  static constexpr Kind kKind = Kind::kQ6K;
-  static constexpr int kOff = 0;
-  // Activation block j = values 32j..32j+31: half h = j/4, group g = j%4 (see blocks.h).
-  static inline void run(const uint8_t* row, int64_t b, Blk* o) {
-    const BlockQ6_K* k = reinterpret_cast<const BlockQ6_K*>(row) + b / 8;
-    const int j = int(b % 8), h = j / 4, g = j % 4;
-    const __m256i l = loadu256(k->ql + 64 * h + 32 * (g & 1));
-    const __m256i qh = loadu256(k->qh + 32 * h);
-    const __m256i high = _mm256_and_si256(_mm256_slli_epi16(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * g)), 4),
-                                          _mm256_set1_epi8(0x30));
-    o->v = _mm256_or_si256(g < 2 ? lo_nib(l) : hi_nib(l), high);
-    o->x = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16(k->scales[2 * j])),
-                                   _mm_set1_epi16(k->scales[2 * j + 1]), 1);
-    o->dw = h2f(k->d);
-  }
-};
-
 // Decode prefetch at block b (pf > 0): a run-time layout's group is one stream, prefetched pf bytes
 // ahead once per unit; a file layout's rows each pf bytes ahead of their position b * block_bytes
 // (exact for the 32-blocks, within a few bytes for the K-quant super-blocks), once per cache line
@@ -207,10 +187,9 @@ inline void block_step(const Blk* k, const int8_t* const* aq, const float* const
   for (int t = 0; t < T; ++t) {
     const __m256i av = loadu256(aq[t] + 32 * b);
     const float da = ad[t][b];
-    __m256i corr, m32;
+    __m256i corr;
     float das = 0.0f;
     if constexpr (K == Kind::kOffset) corr = _mm256_set1_epi32(-(U::kOff / 8) * as[t][b]);
-    if constexpr (K == Kind::kQ6K) m32 = _mm256_maddubs_epi16(_mm256_set1_epi8(32), av);
     if constexpr (K == Kind::kMin || K == Kind::kSignMin) das = da * float(as[t][b]);
     if constexpr (K == Kind::kSignMin) corr = _mm256_set1_epi32(16 * as[t][b]);
     for (int i = 0; i < R; ++i) {
@@ -220,12 +199,7 @@ inline void block_step(const Blk* k, const int8_t* const* aq, const float* const
       } else {
         p = _mm256_maddubs_epi16(k[i].v, av);
       }
-      __m256i s;
-      if constexpr (K == Kind::kQ6K) {
-        s = _mm256_madd_epi16(_mm256_sub_epi16(p, m32), k[i].x);
-      } else {
-        s = _mm256_madd_epi16(p, ones);
-      }
+      __m256i s = _mm256_madd_epi16(p, ones);
       if constexpr (K == Kind::kOffset || K == Kind::kSignMin) s = _mm256_add_epi32(s, corr);
       acc[i][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(k[i].dw * da), acc[i][t]);
       if constexpr (K == Kind::kMin || K == Kind::kSignMin) macc[i][t] += k[i].mw * das;
@@ -258,7 +232,7 @@ void tile(const uint8_t* const* rows, const QActs& a, int64_t t0, float* y, int6
     for (int t = 0; t < T; ++t) y[(t0 + t) * ldy + r + i] = hsum(acc[i][t]) + macc[i][t];
 }
 
-// Prefill tile, 4 blocks at a time (all kinds but Q6_K, whose scales sit inside the block): each
+// Prefill tile, 4 blocks at a time: each
 // (row, token) pair's 4 int32 block vectors are folded into one whose lanes j and j + 4 hold the
 // two halves of block j's sum (two unpack/add rounds, no horizontal add), converted once and
 // scaled by [dw_j * da_j] in lanes j and j + 4: one conversion, multiply and fma per 4 blocks
@@ -268,7 +242,6 @@ void tile(const uint8_t* const* rows, const QActs& a, int64_t t0, float* y, int6
 template <class U, int R, int T>
 void tile4(const uint8_t* const* rows, const QActs& a, int64_t t0, float* y, int64_t ldy, int64_t r) {
   constexpr Kind K = U::kKind;
-  static_assert(K != Kind::kQ6K);
   constexpr bool kSigned = K == Kind::kSign || K == Kind::kSignMin;
   constexpr bool kCorr = K == Kind::kOffset || K == Kind::kSignMin;
   constexpr bool kMins = K == Kind::kMin || K == Kind::kSignMin;
@@ -335,17 +308,6 @@ void tile4(const uint8_t* const* rows, const QActs& a, int64_t t0, float* y, int
     }
 }
 
-// The prefill tile of format U over tokens [t0, t0 + T): tile4 where it applies (all but Q6_K),
-// else the per-block tile.
-template <class U, int R, int T>
-inline void prefill_tile(const uint8_t* const* rows, const QActs& a, int64_t t0, float* y, int64_t ldy, int64_t r) {
-  if constexpr (U::kKind == Kind::kQ6K) {
-    tile<U, R, T>(rows, a, t0, y, ldy, r);
-  } else {
-    tile4<U, R, T>(rows, a, t0, y, ldy, r);
-  }
-}
-
 constexpr int kDR = 4;  // decode: rows in flight
 // Prefill tile: rows x tokens. Measured on Zen 3 (bench/micro/qgemm_bench.cpp, 5632x2048, 128
 // tokens, one thread): 8-bit (Q8_0 blocks, before X8) 36-37 GMAC/s with 2 rows against 33-34
@@ -365,16 +327,16 @@ void rows_all_tokens(const uint8_t* const* rows, const QActs& a, float* y, int64
     if (a.n_tok == 1) return tile<U, R, 1>(rows, a, 0, y, ldy, r, row_bytes, pf);
     if (a.n_tok == TT) return tile<U, R, TT>(rows, a, 0, y, ldy, r, row_bytes, pf);
   }
-  for (; t0 + TT <= a.n_tok; t0 += TT) prefill_tile<U, R, TT>(rows, a, t0, y, ldy, r);
+  for (; t0 + TT <= a.n_tok; t0 += TT) tile4<U, R, TT>(rows, a, t0, y, ldy, r);
   const int64_t rest = a.n_tok - t0;
   if constexpr (TT > 1) {
-    if (rest == 1) prefill_tile<U, R, 1>(rows, a, t0, y, ldy, r);
+    if (rest == 1) tile4<U, R, 1>(rows, a, t0, y, ldy, r);
   }
   if constexpr (TT > 2) {
-    if (rest == 2) prefill_tile<U, R, 2>(rows, a, t0, y, ldy, r);
+    if (rest == 2) tile4<U, R, 2>(rows, a, t0, y, ldy, r);
   }
   if constexpr (TT > 3) {
-    if (rest == 3) prefill_tile<U, R, 3>(rows, a, t0, y, ldy, r);
+    if (rest == 3) tile4<U, R, 3>(rows, a, t0, y, ldy, r);
   }
   static_assert(TT <= 4);
 }
@@ -412,12 +374,13 @@ GemmQ gemm_q_for(DType t) {
     case DType::Q4_1:
     case DType::Q4_0_X8:
     case DType::Q4_1_X8:
-    case DType::Q8_0_X8: return gemm_x8_for(t);
+    case DType::Q8_0_X8:
+    case DType::Q6_K:
+    case DType::Q6_K_X8: return gemm_x8_for(t);
     case DType::Q5_0: return gemm<UQ5_0>;
     case DType::Q5_1: return gemm<UQ5_1>;
     case DType::Q4_K: return gemm<UK45<false>>;
     case DType::Q5_K: return gemm<UK45<true>>;
-    case DType::Q6_K: return gemm<UQ6_K>;
     case DType::I8_ROW: return gemm<URow8<false>>;
     case DType::U8_ROW: return gemm<URow8<true>>;
     case DType::I4_G64: return gemm<UI4_G64>;

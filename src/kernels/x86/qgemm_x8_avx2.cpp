@@ -1,12 +1,12 @@
-// AVX2 kernels of the X8 layouts (Q4_0_X8, Q4_1_X8; kernels/layout.h): row k of a group of 8 in
-// lane k. A block column's quants are four 32-byte registers, each 4 bytes of every row; their low
+// AVX2 kernels of the X8 layouts (Q4_0_X8, Q4_1_X8, Q8_0_X8, Q6_K_X8; kernels/layout.h): row k of a
+// group of 8 in lane k. A block column's quants are four 32-byte registers, each 4 bytes of every row; their low
 // nibbles are values 4c..4c+3 of each row's block and their high nibbles values 16+4c..16+4c+3, so
 // vpmaddubsw against those 4 activation bytes broadcast to all lanes leaves each row's products in its
 // own lane. The 8 int16 results of a block add without saturating (8 * 2 * 15 * 127 = 30480), one
 // vpmaddwd with ones gives each row's exact block sum in its int32 lane, and the conversion, scale
-// and addition are done once per block and token for all 8 rows. The file layout of Q4_0 / Q4_1
-// comes here too, relaid 8 rows at a time (gemm_x8); the other formats' kernels (qgemm_avx2.cpp)
-// convert and scale per row and block.
+// and addition are done once per block and token for all 8 rows. Q8_0 and Q6_K follow (x8_tile,
+// x8_q6k_tile). The file layout of these formats comes here too, relaid 8 rows at a time
+// (gemm_x8); the other formats' kernels (qgemm_avx2.cpp) convert and scale per row and block.
 //
 // The float arithmetic is the scalar twin's (generic/qgemm_generic.cpp, row_nibbles) operation for
 // operation, in its order, without fused multiply-adds (this file is compiled with
@@ -17,6 +17,8 @@
 // Measured on Zen 3 (bench/micro/qgemm_bench.cpp, one thread, 128 tokens, 1536x576 and 5632x2048):
 // prefill Q4_0 70-72 GMAC/s, Q4_1 64-65, Q8_0 47-53, against 34-40 for the kernels these replaced;
 // decode from DRAM Q4_0 19-20 GB/s against 12 (docs/BENCHMARKS.md, "Q4_0 / Q4_1 in the X8 layout").
+// Q6_K (5632x2048): prefill 56-60 GMAC/s against 13, decode 16.6 GB/s against 9 ("Q6_K in the X8
+// layout").
 #include <immintrin.h>
 
 #include <cstring>
@@ -29,6 +31,10 @@
 
 namespace edgeglm::kernels::avx2 {
 namespace {
+
+constexpr bool is_x8_layout(DType t) {
+  return t == DType::Q4_0_X8 || t == DType::Q4_1_X8 || t == DType::Q8_0_X8 || t == DType::Q6_K_X8;
+}
 
 inline __m256i bcast4(const int8_t* p) {
   int32_t v;
@@ -52,6 +58,17 @@ struct X8Q8_0 {
   static constexpr int kFields = 1, kChunks = 8;
   static constexpr bool kNibbles = false, kMin = false;
 };
+// Q6_K: a block column is a super-block column (8 activation blocks); fields are the 8 scale pairs
+// and d, which end the file block; the 48 chunks are ql (0..31) and qh (32..47).
+struct X8Q6_K {
+  static constexpr int64_t kBB = sizeof(quant::BlockQ6_K);
+  static constexpr int kFields = 9, kChunks = 48;
+  static constexpr bool kFieldsLast = true;
+};
+template <class F>
+constexpr bool kFieldsLast = requires { F::kFieldsLast; };
+template <class F>
+constexpr int64_t kActBlocks = kFieldsLast<F> ? 8 : 1;  // activation blocks per block column
 
 // Nibble formats: done(t, the 8 rows' exact block sums against token x[t]) (int32 lane k = row k).
 // The 8 vpmaddubsw results add in int16: at most 8 * 2 * 15 * 127 = 30480.
@@ -138,22 +155,114 @@ void x8_tile(const uint8_t* g, const QActs& a, int64_t t0, float* y, int64_t ldy
   for (int t = 0; t < T; ++t) _mm256_storeu_ps(y + t * ldy, acc[t]);
 }
 
+// Q6_K, super-block column s of group g (X8Q6_K) x tokens [t0, t0 + T): y[t * ldy + k] = row k
+// against token t0 + t. s16[t][j] packs the two 16-value sums of activation block j of token t0 + t
+// (low half: values 0..15), for the -32 offset.
+//
+// The file's ql bytes 64h + 4c.. (L0) and 64h + 32 + 4c.. (L1) and qh bytes 32h + 4c.. (H) hold values
+// 4c..4c+3 of the four activation blocks j = 4h + g: g = 0 low nibbles of L0 with bits 0-1 of H,
+// g = 1 L1 with bits 2-3, g = 2 high nibbles of L0 with bits 4-5, g = 3 L1's with bits 6-7 (blocks.h).
+// Values 0..63 times activations add in pairs of chunks without saturating (4 * 63 * 127 = 32004),
+// one vpmaddwd with the sub-block's scale in both halves of each lane makes them int32, and the
+// offset -32 * (sc_lo * sum_lo + sc_hi * sum_hi) is one vpmaddwd of the scale pairs against s16. The
+// integer sum of each row and block is the scalar twin's; so is the float arithmetic
+// (generic row_q6_k: sum += da * float(isum) over the 8 blocks, acc += d * sum).
+template <int T>
+void x8_q6k_tile(const uint8_t* g, const QActs& a, const int32_t* s16, int64_t t0, float* y, int64_t ldy,
+                 int64_t pf) {
+  constexpr int64_t kCol = kX8Rows * X8Q6_K::kBB;
+  const int64_t nb = a.nb(), ns = nb / 8;
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
+  const __m128i dup_lo = _mm_setr_epi8(0, 0, 2, 2, 4, 4, 6, 6, 8, 8, 10, 10, 12, 12, 14, 14);
+  const __m128i dup_hi = _mm_setr_epi8(1, 1, 3, 3, 5, 5, 7, 7, 9, 9, 11, 11, 13, 13, 15, 15);
+  __m256 acc[T];
+  const int8_t* aq[T];
+  const float* ad[T];
+  for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps(), aq[t] = a.row_q(t0 + t), ad[t] = a.row_d(t0 + t);
+  for (int64_t sb = 0; sb < ns; ++sb) {
+    const uint8_t* p = g + sb * kCol;
+    if (pf > 0) {
+      // Every line: with every other one (as the 32-blocks' tile) decode from DRAM ran at 6.5 GB/s
+      // against 16.6 (one thread, 5632x2048; the 32-blocks lose 3-5% with every line).
+      for (int64_t l = 0; l < kCol; l += 64) _mm_prefetch(reinterpret_cast<const char*>(p + pf + l), _MM_HINT_T0);
+    }
+    const uint8_t* q = p + 16 * X8Q6_K::kFields;
+    __m256 sum[T];
+    for (int t = 0; t < T; ++t) sum[t] = _mm256_setzero_ps();
+    // Activation block j = 4h + G (G a constant, so each unpacking is straight-line code).
+    auto block = [&]<int G>(int h) {
+      const int j = 4 * h + G;
+      const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * j));
+      const __m256i pair = _mm256_cvtepi8_epi16(sc);
+      const __m256i sc_lo = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc, dup_lo));
+      const __m256i sc_hi = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc, dup_hi));
+      const uint8_t* lq = q + 32 * (16 * h + 8 * (G & 1));
+      const uint8_t* hq = q + 32 * (32 + 8 * h);
+      auto value = [&](int c) {  // values 4c..4c+3 of block j, 0..63, row k in lane k
+        const __m256i l = loadu256(lq + 32 * c), hb = loadu256(hq + 32 * c);
+        const __m256i lo = G < 2 ? _mm256_and_si256(l, m4) : _mm256_and_si256(_mm256_srli_epi16(l, 4), m4);
+        const __m256i hi = G == 0 ? _mm256_slli_epi16(hb, 4)
+                         : G == 1 ? _mm256_slli_epi16(hb, 2)
+                         : G == 2 ? hb
+                                  : _mm256_srli_epi16(hb, 2);
+        return _mm256_or_si256(lo, _mm256_and_si256(hi, m30));
+      };
+      __m256i isum[T];
+      for (int t = 0; t < T; ++t) isum[t] = _mm256_setzero_si256();
+      for (int c = 0; c < 8; c += 2) {
+        const __m256i v0 = value(c), v1 = value(c + 1), scale = c < 4 ? sc_lo : sc_hi;
+        for (int t = 0; t < T; ++t) {
+          const int8_t* x = aq[t] + 32 * (8 * sb + j) + 4 * c;
+          const __m256i s = _mm256_add_epi16(_mm256_maddubs_epi16(v0, bcast4(x)), _mm256_maddubs_epi16(v1, bcast4(x + 4)));
+          isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(s, scale));
+        }
+      }
+      for (int t = 0; t < T; ++t) {
+        const __m256i off = _mm256_madd_epi16(pair, _mm256_set1_epi32(s16[(t0 + t) * nb + 8 * sb + j]));
+        isum[t] = _mm256_sub_epi32(isum[t], _mm256_slli_epi32(off, 5));
+        const __m256 da = _mm256_set1_ps(ad[t][8 * sb + j]);
+        sum[t] = _mm256_add_ps(sum[t], _mm256_mul_ps(da, _mm256_cvtepi32_ps(isum[t])));
+      }
+    };
+    for (int h = 0; h < 2; ++h) {
+      block.template operator()<0>(h);
+      block.template operator()<1>(h);
+      block.template operator()<2>(h);
+      block.template operator()<3>(h);
+    }
+    const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * 8)));
+    for (int t = 0; t < T; ++t) acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(dw, sum[t]));
+  }
+  for (int t = 0; t < T; ++t) _mm256_storeu_ps(y + t * ldy, acc[t]);
+}
+
+// The tile of format F.
+template <class F, int T>
+inline void tile_of(const uint8_t* g, const QActs& a, const int32_t* s16, int64_t t0, float* y, int64_t ldy,
+                    int64_t pf) {
+  if constexpr (kFieldsLast<F>) {
+    x8_q6k_tile<T>(g, a, s16, t0, y, ldy, pf);
+  } else {
+    x8_tile<F, T>(g, a, t0, y, ldy, pf);
+  }
+}
+
 // Prefill: tiles of kXT tokens (Q4_0 experiment: 6 tokens 48-54 GMAC/s, 4: 48-50, 8: 51), then the rest.
 constexpr int kXT = 6;
 
 template <class F>
-void x8_group(const uint8_t* g, const QActs& a, float* y, int64_t ldy) {
-  if (a.n_tok == 1) return x8_tile<F, 1>(g, a, 0, y, ldy, kPrefetchSequential);
-  if (a.n_tok == 2) return x8_tile<F, 2>(g, a, 0, y, ldy, kPrefetchSequential);
+void x8_group(const uint8_t* g, const QActs& a, const int32_t* s16, float* y, int64_t ldy) {
+  if (a.n_tok == 1) return tile_of<F, 1>(g, a, s16, 0, y, ldy, kPrefetchSequential);
+  if (a.n_tok == 2) return tile_of<F, 2>(g, a, s16, 0, y, ldy, kPrefetchSequential);
   int64_t t0 = 0;
-  for (; t0 + kXT <= a.n_tok; t0 += kXT) x8_tile<F, kXT>(g, a, t0, y + t0 * ldy, ldy, 0);
+  for (; t0 + kXT <= a.n_tok; t0 += kXT) tile_of<F, kXT>(g, a, s16, t0, y + t0 * ldy, ldy, 0);
   float* yt = y + t0 * ldy;
   switch (a.n_tok - t0) {
-    case 5: return x8_tile<F, 5>(g, a, t0, yt, ldy, 0);
-    case 4: return x8_tile<F, 4>(g, a, t0, yt, ldy, 0);
-    case 3: return x8_tile<F, 3>(g, a, t0, yt, ldy, 0);
-    case 2: return x8_tile<F, 2>(g, a, t0, yt, ldy, 0);
-    case 1: return x8_tile<F, 1>(g, a, t0, yt, ldy, 0);
+    case 5: return tile_of<F, 5>(g, a, s16, t0, yt, ldy, 0);
+    case 4: return tile_of<F, 4>(g, a, s16, t0, yt, ldy, 0);
+    case 3: return tile_of<F, 3>(g, a, s16, t0, yt, ldy, 0);
+    case 2: return tile_of<F, 2>(g, a, s16, t0, yt, ldy, 0);
+    case 1: return tile_of<F, 1>(g, a, s16, t0, yt, ldy, 0);
     default: return;
   }
 }
@@ -163,13 +272,15 @@ void x8_group(const uint8_t* g, const QActs& a, float* y, int64_t ldy) {
 // rows per 256-bit register, a 4 x 4 transpose of int32 in each half).
 template <class F>
 void relay8(const uint8_t* const* rows, int64_t nb, uint8_t* out) {
+  constexpr int64_t kField0 = kFieldsLast<F> ? F::kBB - 2 * F::kFields : 0;
+  constexpr int64_t kQuant0 = kFieldsLast<F> ? 0 : 2 * F::kFields;
   for (int64_t b = 0; b < nb; ++b) {
     uint8_t* col = out + b * kX8Rows * F::kBB;
     const int64_t off = b * F::kBB;
     for (int f = 0; f < F::kFields; ++f)
-      for (int k = 0; k < kX8Rows; ++k) std::memcpy(col + 16 * f + 2 * k, rows[k] + off + 2 * f, 2);
+      for (int k = 0; k < kX8Rows; ++k) std::memcpy(col + 16 * f + 2 * k, rows[k] + off + kField0 + 2 * f, 2);
     for (int h = 0; h < F::kChunks / 4; ++h) {
-      const int64_t src = off + 2 * F::kFields + 16 * h;
+      const int64_t src = off + kQuant0 + 16 * h;
       __m256i y[4];
       for (int k = 0; k < 4; ++k)
         y[k] = _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(rows[k + 4] + src),
@@ -192,10 +303,23 @@ void relay8(const uint8_t* const* rows, int64_t nb, uint8_t* out) {
 // the same bits.
 template <DType L, class F>
 void gemm_x8(const void* w, size_t row_bytes, const QActs& a, float* y, int64_t ldy, int64_t r0, int64_t r1) {
-  constexpr bool kRelaid = L == DType::Q4_0_X8 || L == DType::Q4_1_X8 || L == DType::Q8_0_X8;
+  constexpr bool kRelaid = is_x8_layout(L);
   const uint8_t* base = static_cast<const uint8_t*>(w);
-  const int64_t nb = a.nb();
+  const int64_t nb = a.nb() / kActBlocks<F>;  // block columns
   thread_local std::vector<uint8_t> group, row, zero;  // scratch of the relaid paths only
+  thread_local std::vector<int32_t> s16v;
+  const int32_t* s16 = nullptr;
+  if constexpr (kFieldsLast<F>) {  // Q6_K: each activation block's two 16-value sums, packed
+    s16v.resize(size_t(a.n_tok * a.nb()));
+    for (int64_t t = 0; t < a.n_tok; ++t)
+      for (int64_t j = 0; j < a.nb(); ++j) {
+        const int8_t* x = a.row_q(t) + 32 * j;
+        int32_t lo = 0, hi = 0;
+        for (int i = 0; i < 16; ++i) lo += x[i], hi += x[16 + i];
+        s16v[size_t(t * a.nb() + j)] = int32_t(uint32_t(uint16_t(lo)) | (uint32_t(uint16_t(hi)) << 16));
+      }
+    s16 = s16v.data();
+  }
   const GroupSpan gs = whole_groups(r0, r1, kX8Rows);
   if ((!kRelaid || gs.begin > r0 || gs.end < r1) && group.size() < kX8Rows * row_bytes)
     group.resize(kX8Rows * row_bytes);
@@ -209,7 +333,7 @@ void gemm_x8(const void* w, size_t row_bytes, const QActs& a, float* y, int64_t 
       rows[0] = file_form_row(L, w, row_bytes, r, row);
       for (int k = 1; k < kX8Rows; ++k) rows[k] = zero.data();
       relay8<F>(rows, nb, group.data());
-      x8_group<F>(group.data(), a, y8.data(), kX8Rows);
+      x8_group<F>(group.data(), a, s16, y8.data(), kX8Rows);
       for (int64_t t = 0; t < a.n_tok; ++t) y[t * ldy + r] = y8[size_t(t * kX8Rows)];
     }
   };
@@ -222,7 +346,7 @@ void gemm_x8(const void* w, size_t row_bytes, const QActs& a, float* y, int64_t 
       relay8<F>(rows, nb, group.data());
       g = group.data();
     }
-    x8_group<F>(g, a, y + r, ldy);
+    x8_group<F>(g, a, s16, y + r, ldy);
   }
   singles(gs.end, r1);
 }
@@ -237,6 +361,8 @@ GemmQ gemm_x8_for(DType t) {
     case DType::Q4_0: return gemm_x8<DType::Q4_0, X8Q4_0>;
     case DType::Q4_1: return gemm_x8<DType::Q4_1, X8Q4_1>;
     case DType::Q8_0: return gemm_x8<DType::Q8_0, X8Q8_0>;
+    case DType::Q6_K_X8: return gemm_x8<DType::Q6_K_X8, X8Q6_K>;
+    case DType::Q6_K: return gemm_x8<DType::Q6_K, X8Q6_K>;
     default: return nullptr;
   }
 }
