@@ -48,6 +48,8 @@ enum class DType : uint32_t {
   Q4_1_X8 = 4101,  // "q4_1_x8": Q4_1, likewise
   Q8_0_X8 = 4102,  // "q8_0_x8": Q8_0, likewise
   Q6_K_X8 = 4103,  // "q6_k_x8": Q6_K, 8 rows' super-blocks of a column together (scales and d first)
+  Q4_K_X8 = 4104,  // "q4_k_x8": Q4_K, 8 rows' super-blocks of a column together, 4-byte interleave
+  Q5_K_X8 = 4105,  // "q5_k_x8": Q5_K, likewise
 };
 
 struct DTypeTraits {

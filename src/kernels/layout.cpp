@@ -30,6 +30,8 @@ constexpr Spec kSpecs[] = {
     {DType::Q4_1_X8, DType::Q4_1, kX8Rows, 1, 2},
     {DType::Q8_0_X8, DType::Q8_0, kX8Rows, 1, 1},
     {DType::Q6_K_X8, DType::Q6_K, kX8Rows, 1, 9, true},  // 16 int8 scales as 8 pairs, then d
+    {DType::Q4_K_X8, DType::Q4_K, kX8Rows, 1, 2},  // d, dmin; then 12 scale bytes and qs as chunks
+    {DType::Q5_K_X8, DType::Q5_K, kX8Rows, 1, 2},  // d, dmin; then scales, qh and qs as chunks
     {DType::Q8_0_R8, DType::Q8_0, kQ8R8Rows, 2},
     {DType::F16_R4, DType::F16, kF16R4Rows, 32},
     {DType::Q4_0_R8, DType::Q4_0, kQ4R8Rows, 4},

@@ -139,30 +139,6 @@ struct URow8 {
   }
 };
 
-template <bool kFive>
-struct UK45 {
-  using Block = std::conditional_t<kFive, BlockQ5_K, BlockQ4_K>;
-  static constexpr Kind kKind = Kind::kMin;
-  static constexpr int kOff = 0;
-  // Sub-block j of super-block i is activation block 8i + j: scale d*sc_j, min -dmin*mn_j (exact).
-  static inline void run(const uint8_t* row, int64_t b, Blk* o) {
-    const Block* k = reinterpret_cast<const Block*>(row) + b / 8;
-    const int j = int(b % 8);
-    uint8_t sc, mn;
-    unpack_scale_min_k4(j, k->scales, &sc, &mn);
-    o->dw = h2f(k->d) * float(sc);
-    o->mw = -h2f(k->dmin) * float(mn);
-    const __m256i x = loadu256(k->qs + 32 * (j / 2));
-    __m256i v = (j % 2 == 0) ? lo_nib(x) : hi_nib(x);
-    if constexpr (kFive) {
-      const __m256i qh = loadu256(reinterpret_cast<const BlockQ5_K*>(k)->qh);
-      const __m256i bit = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(j)), _mm256_set1_epi8(1));
-      v = _mm256_or_si256(v, _mm256_slli_epi16(bit, 4));
-    }
-    o->v = v;
-  }
-};
-
 // Decode prefetch at block b (pf > 0): a run-time layout's group is one stream, prefetched pf bytes
 // ahead once per unit; a file layout's rows each pf bytes ahead of their position b * block_bytes
 // (exact for the 32-blocks, within a few bytes for the K-quant super-blocks), once per cache line
@@ -376,11 +352,13 @@ GemmQ gemm_q_for(DType t) {
     case DType::Q4_1_X8:
     case DType::Q8_0_X8:
     case DType::Q6_K:
-    case DType::Q6_K_X8: return gemm_x8_for(t);
+    case DType::Q6_K_X8:
+    case DType::Q4_K:
+    case DType::Q4_K_X8:
+    case DType::Q5_K:
+    case DType::Q5_K_X8: return gemm_x8_for(t);
     case DType::Q5_0: return gemm<UQ5_0>;
     case DType::Q5_1: return gemm<UQ5_1>;
-    case DType::Q4_K: return gemm<UK45<false>>;
-    case DType::Q5_K: return gemm<UK45<true>>;
     case DType::I8_ROW: return gemm<URow8<false>>;
     case DType::U8_ROW: return gemm<URow8<true>>;
     case DType::I4_G64: return gemm<UI4_G64>;

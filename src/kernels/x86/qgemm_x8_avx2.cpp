@@ -33,7 +33,8 @@ namespace edgeglm::kernels::avx2 {
 namespace {
 
 constexpr bool is_x8_layout(DType t) {
-  return t == DType::Q4_0_X8 || t == DType::Q4_1_X8 || t == DType::Q8_0_X8 || t == DType::Q6_K_X8;
+  return t == DType::Q4_0_X8 || t == DType::Q4_1_X8 || t == DType::Q8_0_X8 || t == DType::Q6_K_X8 ||
+         t == DType::Q4_K_X8 || t == DType::Q5_K_X8;
 }
 
 inline __m256i bcast4(const int8_t* p) {
@@ -58,17 +59,32 @@ struct X8Q8_0 {
   static constexpr int kFields = 1, kChunks = 8;
   static constexpr bool kNibbles = false, kMin = false;
 };
-// Q6_K: a block column is a super-block column (8 activation blocks); fields are the 8 scale pairs
-// and d, which end the file block; the 48 chunks are ql (0..31) and qh (32..47).
+// K-quants: a block column is a super-block column (8 activation blocks).
+// Q6_K: fields are the 8 scale pairs and d, which end the file block; the 48 chunks are ql (0..31)
+// and qh (32..47).
 struct X8Q6_K {
   static constexpr int64_t kBB = sizeof(quant::BlockQ6_K);
-  static constexpr int kFields = 9, kChunks = 48;
+  static constexpr int kFields = 9, kChunks = 48, kSuper = 6;
   static constexpr bool kFieldsLast = true;
+};
+// Q4_K / Q5_K: fields d and dmin; chunks 0..2 the 12 packed scale bytes, then (Q5_K) qh's 8, then qs's 32.
+template <bool kFive>
+struct X8K45 {
+  static constexpr int64_t kBB = kFive ? sizeof(quant::BlockQ5_K) : sizeof(quant::BlockQ4_K);
+  static constexpr int kFields = 2, kChunks = kFive ? 43 : 35, kSuper = kFive ? 5 : 4;
 };
 template <class F>
 constexpr bool kFieldsLast = requires { F::kFieldsLast; };
 template <class F>
-constexpr int64_t kActBlocks = kFieldsLast<F> ? 8 : 1;  // activation blocks per block column
+constexpr int kSuper = [] {
+  if constexpr (requires { F::kSuper; }) {
+    return F::kSuper;
+  } else {
+    return 0;
+  }
+}();
+template <class F>
+constexpr int64_t kActBlocks = kSuper<F> ? 8 : 1;  // activation blocks per block column
 
 // Nibble formats: done(t, the 8 rows' exact block sums against token x[t]) (int32 lane k = row k).
 // The 8 vpmaddubsw results add in int16: at most 8 * 2 * 15 * 127 = 30480.
@@ -236,26 +252,140 @@ void x8_q6k_tile(const uint8_t* g, const QActs& a, const int32_t* s16, int64_t t
   for (int t = 0; t < T; ++t) _mm256_storeu_ps(y + t * ldy, acc[t]);
 }
 
+// Q4_K / Q5_K, super-block column s of group g (X8K45) x tokens [t0, t0 + T): y[t * ldy + k] = row
+// k against token t0 + t.
+//
+// The three scale chunks A, B, C (bytes 0..3, 4..7, 8..11 of each row's 12) unpack for all 8 rows at
+// once: scales 0..3 = A & 63, mins 0..3 = B & 63, scales 4..7 = (C & 15) | (A >> 6) << 4, mins 4..7
+// = (C >> 4) | (B >> 6) << 4 (blocks.h, unpack_scale_min_k4); a vpshufb then puts sub-block j's scale
+// in both int16 halves of each lane (for vpmaddwd) and its min in the low half. Sub-block j (=
+// activation block j) is the low (j even) or high nibbles of qs bytes 32 * (j / 2).., Q5_K's fifth
+// bit bit j of qh. Values 0..15 add in int16 over 8 chunks (8 * 2 * 15 * 127 = 30480), Q5_K's 0..31
+// over 4. The float arithmetic is the scalar twin's (generic row_q45_k): sum_d += da * float(sc *
+// isum), sum_m += da * float(mn * asum) over the 8 blocks, acc += d * sum_d - dmin * sum_m.
+template <bool kFive, int T>
+void x8_k45_tile(const uint8_t* g, const QActs& a, int64_t t0, float* y, int64_t ldy, int64_t pf) {
+  using F = X8K45<kFive>;
+  constexpr int64_t kCol = kX8Rows * F::kBB;
+  const int64_t ns = a.nb() / 8;
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m6 = _mm256_set1_epi8(0x3F), m30 = _mm256_set1_epi8(0x30);
+  __m256 acc[T];
+  const int8_t* aq[T];
+  const float* ad[T];
+  const int32_t* as[T];
+  for (int t = 0; t < T; ++t)
+    acc[t] = _mm256_setzero_ps(), aq[t] = a.row_q(t0 + t), ad[t] = a.row_d(t0 + t), as[t] = a.row_s(t0 + t);
+  for (int64_t sb = 0; sb < ns; ++sb) {
+    const uint8_t* p = g + sb * kCol;
+    if (pf > 0) {
+      for (int64_t l = 0; l < kCol; l += 64) _mm_prefetch(reinterpret_cast<const char*>(p + pf + l), _MM_HINT_T0);
+    }
+    const uint8_t* q = p + 32;
+    const __m256i A = loadu256(q), B = loadu256(q + 32), C = loadu256(q + 64);
+    const __m256i sc[2] = {_mm256_and_si256(A, m6),
+                           _mm256_or_si256(_mm256_and_si256(C, m4), _mm256_and_si256(_mm256_srli_epi16(A, 2), m30))};
+    const __m256i mn[2] = {_mm256_and_si256(B, m6),
+                           _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(C, 4), m4),
+                                           _mm256_and_si256(_mm256_srli_epi16(B, 2), m30))};
+    const uint8_t* qh = q + 96;
+    const uint8_t* qs = qh + (kFive ? 256 : 0);
+    __m256 sum_d[T], sum_m[T];
+    for (int t = 0; t < T; ++t) sum_d[t] = _mm256_setzero_ps(), sum_m[t] = _mm256_setzero_ps();
+    auto block = [&]<int J>() {
+      // Byte J % 4 of each 4-byte lane to both int16 halves (mins: to the low one).
+      constexpr char i = J % 4, z = char(0x80);
+      const __m256i dup = _mm256_setr_epi8(i, z, i, z, 4 + i, z, 4 + i, z, 8 + i, z, 8 + i, z, 12 + i, z, 12 + i, z,
+                                           i, z, i, z, 4 + i, z, 4 + i, z, 8 + i, z, 8 + i, z, 12 + i, z, 12 + i, z);
+      const __m256i scj = _mm256_shuffle_epi8(sc[J / 4], dup);
+      __m256i v[8];
+      for (int c = 0; c < 8; ++c) {
+        const __m256i x = loadu256(qs + 32 * (8 * (J / 2) + c));
+        v[c] = J % 2 == 0 ? _mm256_and_si256(x, m4) : _mm256_and_si256(_mm256_srli_epi16(x, 4), m4);
+        if constexpr (kFive) {  // bit J of qh to 0x10
+          const __m256i h = loadu256(qh + 32 * c);
+          const __m256i b = J < 4 ? _mm256_slli_epi16(h, 4 - J) : J == 4 ? h : _mm256_srli_epi16(h, J - 4);
+          v[c] = _mm256_or_si256(v[c], _mm256_and_si256(b, _mm256_set1_epi8(0x10)));
+        }
+      }
+      for (int t = 0; t < T; ++t) {
+        const int8_t* x = aq[t] + 32 * (8 * sb + J);
+        __m256i is;
+        if constexpr (kFive) {
+          is = _mm256_setzero_si256();
+          for (int h = 0; h < 2; ++h) {
+            __m256i s = _mm256_maddubs_epi16(v[4 * h], bcast4(x + 16 * h));
+            for (int c = 1; c < 4; ++c) s = _mm256_add_epi16(s, _mm256_maddubs_epi16(v[4 * h + c], bcast4(x + 16 * h + 4 * c)));
+            is = _mm256_add_epi32(is, _mm256_madd_epi16(s, scj));
+          }
+        } else {
+          __m256i s = _mm256_maddubs_epi16(v[0], bcast4(x));
+          for (int c = 1; c < 8; ++c) s = _mm256_add_epi16(s, _mm256_maddubs_epi16(v[c], bcast4(x + 4 * c)));
+          is = _mm256_madd_epi16(s, scj);
+        }
+        sum_d[t] = _mm256_add_ps(sum_d[t], _mm256_mul_ps(_mm256_set1_ps(ad[t][8 * sb + J]), _mm256_cvtepi32_ps(is)));
+      }
+    };
+    // The mins' sums, blocks in order as sum_m's (not interleaved with sum_d's: fewer live registers).
+    auto mins = [&]<int J>() {
+      constexpr char i = J % 4, z = char(0x80);
+      const __m256i low = _mm256_setr_epi8(i, z, z, z, 4 + i, z, z, z, 8 + i, z, z, z, 12 + i, z, z, z,
+                                           i, z, z, z, 4 + i, z, z, z, 8 + i, z, z, z, 12 + i, z, z, z);
+      const __m256i mnj = _mm256_shuffle_epi8(mn[J / 4], low);
+      for (int t = 0; t < T; ++t) {
+        const __m256i ms = _mm256_madd_epi16(mnj, _mm256_set1_epi32(as[t][8 * sb + J]));
+        sum_m[t] = _mm256_add_ps(sum_m[t], _mm256_mul_ps(_mm256_set1_ps(ad[t][8 * sb + J]), _mm256_cvtepi32_ps(ms)));
+      }
+    };
+    block.template operator()<0>();
+    block.template operator()<1>();
+    block.template operator()<2>();
+    block.template operator()<3>();
+    block.template operator()<4>();
+    block.template operator()<5>();
+    block.template operator()<6>();
+    block.template operator()<7>();
+    mins.template operator()<0>();
+    mins.template operator()<1>();
+    mins.template operator()<2>();
+    mins.template operator()<3>();
+    mins.template operator()<4>();
+    mins.template operator()<5>();
+    mins.template operator()<6>();
+    mins.template operator()<7>();
+    const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    const __m256 mw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16)));
+    for (int t = 0; t < T; ++t)
+      acc[t] = _mm256_add_ps(acc[t], _mm256_sub_ps(_mm256_mul_ps(dw, sum_d[t]), _mm256_mul_ps(mw, sum_m[t])));
+  }
+  for (int t = 0; t < T; ++t) _mm256_storeu_ps(y + t * ldy, acc[t]);
+}
+
 // The tile of format F.
 template <class F, int T>
 inline void tile_of(const uint8_t* g, const QActs& a, const int32_t* s16, int64_t t0, float* y, int64_t ldy,
                     int64_t pf) {
-  if constexpr (kFieldsLast<F>) {
+  if constexpr (kSuper<F> == 6) {
     x8_q6k_tile<T>(g, a, s16, t0, y, ldy, pf);
+  } else if constexpr (kSuper<F> != 0) {
+    x8_k45_tile<kSuper<F> == 5, T>(g, a, t0, y, ldy, pf);
   } else {
     x8_tile<F, T>(g, a, t0, y, ldy, pf);
   }
 }
 
 // Prefill: tiles of kXT tokens (Q4_0 experiment: 6 tokens 48-54 GMAC/s, 4: 48-50, 8: 51), then the rest.
+// Q4_K / Q5_K keep 8 unpacked chunks and two sums per token: 4 tokens (Q4_K 5632x2048, in one run on
+// a busy machine: 6 tokens 65-71 ms, 4: 43-50, 3: 38-53, 8: 64-72; Q4_0_X8 42-45).
 constexpr int kXT = 6;
+template <class F>
+constexpr int kTileT = kSuper<F> == 4 || kSuper<F> == 5 ? 4 : kXT;
 
 template <class F>
 void x8_group(const uint8_t* g, const QActs& a, const int32_t* s16, float* y, int64_t ldy) {
   if (a.n_tok == 1) return tile_of<F, 1>(g, a, s16, 0, y, ldy, kPrefetchSequential);
   if (a.n_tok == 2) return tile_of<F, 2>(g, a, s16, 0, y, ldy, kPrefetchSequential);
   int64_t t0 = 0;
-  for (; t0 + kXT <= a.n_tok; t0 += kXT) tile_of<F, kXT>(g, a, s16, t0, y + t0 * ldy, ldy, 0);
+  for (; t0 + kTileT<F> <= a.n_tok; t0 += kTileT<F>) tile_of<F, kTileT<F>>(g, a, s16, t0, y + t0 * ldy, ldy, 0);
   float* yt = y + t0 * ldy;
   switch (a.n_tok - t0) {
     case 5: return tile_of<F, 5>(g, a, s16, t0, yt, ldy, 0);
@@ -293,6 +423,8 @@ void relay8(const uint8_t* const* rows, int64_t nb, uint8_t* out) {
       _mm256_storeu_si256(q + 2, _mm256_unpacklo_epi64(t2, t3));
       _mm256_storeu_si256(q + 3, _mm256_unpackhi_epi64(t2, t3));
     }
+    for (int c = F::kChunks / 4 * 4; c < F::kChunks; ++c)  // Q4_K / Q5_K: 3 chunks past the last 4
+      for (int k = 0; k < kX8Rows; ++k) std::memcpy(col + 16 * F::kFields + 32 * c + 4 * k, rows[k] + off + kQuant0 + 4 * c, 4);
   }
 }
 
@@ -363,6 +495,10 @@ GemmQ gemm_x8_for(DType t) {
     case DType::Q8_0: return gemm_x8<DType::Q8_0, X8Q8_0>;
     case DType::Q6_K_X8: return gemm_x8<DType::Q6_K_X8, X8Q6_K>;
     case DType::Q6_K: return gemm_x8<DType::Q6_K, X8Q6_K>;
+    case DType::Q4_K_X8: return gemm_x8<DType::Q4_K_X8, X8K45<false>>;
+    case DType::Q4_K: return gemm_x8<DType::Q4_K, X8K45<false>>;
+    case DType::Q5_K_X8: return gemm_x8<DType::Q5_K_X8, X8K45<true>>;
+    case DType::Q5_K: return gemm_x8<DType::Q5_K, X8K45<true>>;
     default: return nullptr;
   }
 }
