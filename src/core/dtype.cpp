@@ -37,6 +37,8 @@ constexpr DTypeTraits kTraits[] = {
     {DType::Q6_K_X8, "q6_k_x8", 256, 210, true, 0, true},
     {DType::Q4_K_X8, "q4_k_x8", 256, 144, true, 0, true},
     {DType::Q5_K_X8, "q5_k_x8", 256, 176, true, 0, true},
+    {DType::Q5_0_X8, "q5_0_x8", 32, 22, true, 0, true},
+    {DType::Q5_1_X8, "q5_1_x8", 32, 24, true, 0, true},
 };
 
 }  // namespace

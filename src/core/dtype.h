@@ -50,6 +50,8 @@ enum class DType : uint32_t {
   Q6_K_X8 = 4103,  // "q6_k_x8": Q6_K, 8 rows' super-blocks of a column together (scales and d first)
   Q4_K_X8 = 4104,  // "q4_k_x8": Q4_K, 8 rows' super-blocks of a column together, 4-byte interleave
   Q5_K_X8 = 4105,  // "q5_k_x8": Q5_K, likewise
+  Q5_0_X8 = 4106,  // "q5_0_x8": Q5_0, as Q4_0_X8
+  Q5_1_X8 = 4107,  // "q5_1_x8": Q5_1, as Q4_0_X8
 };
 
 struct DTypeTraits {

@@ -29,6 +29,8 @@ constexpr Spec kSpecs[] = {
     {DType::Q4_0_X8, DType::Q4_0, kX8Rows, 1, 1},
     {DType::Q4_1_X8, DType::Q4_1, kX8Rows, 1, 2},
     {DType::Q8_0_X8, DType::Q8_0, kX8Rows, 1, 1},
+    {DType::Q5_0_X8, DType::Q5_0, kX8Rows, 1, 1},  // d; then qh and qs as chunks
+    {DType::Q5_1_X8, DType::Q5_1, kX8Rows, 1, 2},  // d, m; then qh and qs
     {DType::Q6_K_X8, DType::Q6_K, kX8Rows, 1, 9, true},  // 16 int8 scales as 8 pairs, then d
     {DType::Q4_K_X8, DType::Q4_K, kX8Rows, 1, 2},  // d, dmin; then 12 scale bytes and qs as chunks
     {DType::Q5_K_X8, DType::Q5_K, kX8Rows, 1, 2},  // d, dmin; then scales, qh and qs as chunks

@@ -15,13 +15,13 @@
 //
 // The X8 layouts go further: block column b of a group of 8 rows (8 blocks, 8 * block_bytes bytes at
 // b * 8 * block_bytes of the group) holds the 8 rows' 2-byte fields first, field f of row k at
-// 16f + 2k (Q4_0, Q8_0: d; Q4_1: d, m; Q4_K, Q5_K: d, dmin; Q6_K: its 16 int8 scales as 8 pairs, then
-// d), then the rest of the block interleaved by 4 bytes: its bytes 4c..4c+3 of row k at 16F + 32c + 4k
-// (F fields; c = 0..3, Q8_0: 0..7; Q6_K: 0..47 over ql then qh; Q4_K: 0..34 over the 12 packed scale
-// bytes then qs, Q5_K: 0..42 over scales, qh, qs). One 32-byte load then holds 4 bytes of each of the
-// 8 rows, so a kernel keeps row k in lane k and converts, scales and adds once per block for all 8
-// rows:
-//   Q4_0_X8 / Q4_1_X8 / Q8_0_X8:  Q4_0 / Q4_1 / Q8_0, G = 8, any number of blocks (cols % 32 == 0)
+// 16f + 2k (Q4_0, Q5_0, Q8_0: d; Q4_1, Q5_1: d, m; Q4_K, Q5_K: d, dmin; Q6_K: its 16 int8 scales as 8
+// pairs, then d), then the rest of the block interleaved by 4 bytes: its bytes 4c..4c+3 of row k at
+// 16F + 32c + 4k (F fields; c = 0..3, Q5_x: 0..4 over qh then qs, Q8_0: 0..7; Q6_K: 0..47 over ql then
+// qh; Q4_K: 0..34 over the 12 packed scale bytes then qs, Q5_K: 0..42 over scales, qh, qs). One
+// 32-byte load then holds 4 bytes of each of the 8 rows, so a kernel keeps row k in lane k and
+// converts, scales and adds once per block for all 8 rows:
+//   Q4_0_X8 / Q4_1_X8 / Q5_0_X8 / Q5_1_X8 / Q8_0_X8: G = 8, any number of blocks (cols % 32 == 0)
 //   Q4_K_X8 / Q5_K_X8 / Q6_K_X8:  Q4_K / Q5_K / Q6_K, G = 8, any number of super-blocks (cols % 256 == 0)
 #pragma once
 #include <cstddef>

@@ -56,11 +56,12 @@ std::vector<uint8_t> relaid(const std::vector<uint8_t>& m, int64_t rows, int64_t
 
 constexpr DType kLayouts[] = {DType::Q8_0_R8, DType::F16_R4,  DType::Q4_0_R8, DType::Q4_1_R8,
                               DType::Q4_0_X8, DType::Q4_1_X8, DType::Q8_0_X8, DType::Q6_K_X8,
-                              DType::Q4_K_X8, DType::Q5_K_X8};
-constexpr DType kIntLayouts[] = {DType::Q8_0_R8, DType::Q4_0_R8, DType::Q4_1_R8, DType::Q4_0_X8, DType::Q4_1_X8,
-                                 DType::Q8_0_X8, DType::Q6_K_X8, DType::Q4_K_X8, DType::Q5_K_X8};
-constexpr DType kX8Layouts[] = {DType::Q4_0_X8, DType::Q4_1_X8, DType::Q8_0_X8,
-                                DType::Q6_K_X8, DType::Q4_K_X8, DType::Q5_K_X8};
+                              DType::Q4_K_X8, DType::Q5_K_X8, DType::Q5_0_X8, DType::Q5_1_X8};
+constexpr DType kIntLayouts[] = {DType::Q8_0_R8, DType::Q4_0_R8, DType::Q4_1_R8, DType::Q4_0_X8,
+                                 DType::Q4_1_X8, DType::Q8_0_X8, DType::Q6_K_X8, DType::Q4_K_X8,
+                                 DType::Q5_K_X8, DType::Q5_0_X8, DType::Q5_1_X8};
+constexpr DType kX8Layouts[] = {DType::Q4_0_X8, DType::Q4_1_X8, DType::Q8_0_X8, DType::Q6_K_X8,
+                                DType::Q4_K_X8, DType::Q5_K_X8, DType::Q5_0_X8, DType::Q5_1_X8};
 bool is_x8(DType t) { return std::find(std::begin(kX8Layouts), std::end(kX8Layouts), t) != std::end(kX8Layouts); }
 // Columns for a test that wants `cols` of the 32-blocks: super-blocks of 256 need a multiple of 256.
 int64_t cols_for(DType layout, int64_t cols) {
@@ -114,7 +115,8 @@ TEST(RuntimeLayout, X8PutsEachBlockColumnsFieldsThenQuantsBy4BytesAndEveryRowCom
     const int64_t cols = 3 * dtype_traits(file)->block_size;  // 3 block columns
     const size_t rb = dtype_row_bytes(file, cols), bb = size_t(dtype_traits(file)->block_bytes);
     // d (Q4_1: d, m; Q4_K, Q5_K: d, dmin) at the block's start; Q6_K: 8 scale pairs and d, its last 18 bytes
-    const bool two = layout == DType::Q4_1_X8 || layout == DType::Q4_K_X8 || layout == DType::Q5_K_X8;
+    const bool two = layout == DType::Q4_1_X8 || layout == DType::Q5_1_X8 || layout == DType::Q4_K_X8 ||
+                     layout == DType::Q5_K_X8;
     const size_t fields = two ? 2 : layout == DType::Q6_K_X8 ? 9 : 1;
     const size_t field0 = layout == DType::Q6_K_X8 ? bb - 18 : 0, quant0 = layout == DType::Q6_K_X8 ? 0 : 2 * fields;
     const auto plain = matrix(file, rows, cols, 8);
@@ -129,7 +131,7 @@ TEST(RuntimeLayout, X8PutsEachBlockColumnsFieldsThenQuantsBy4BytesAndEveryRowCom
     if (layout == DType::Q8_0_X8) {  // c = 7: quant bytes 28..31
       EXPECT_EQ(0, std::memcmp(col + 16 * fields + 32 * 7 + 4 * 5, blk + quant0 + 28, 4));
     }
-    if (dtype_traits(file)->block_size == 256) {  // the last chunk: the block's last 4 quant bytes
+    if (dtype_traits(file)->block_size == 256 || (bb - 2 * fields) % 16 != 0) {  // the last chunk, past the 4x4 transposes
       const size_t last = (bb - 2 * fields) / 4 - 1;
       EXPECT_EQ(0, std::memcmp(col + 16 * fields + 32 * last + 4 * 5, blk + quant0 + 4 * last, 4)) << dtype_name(layout);
     }
@@ -335,7 +337,9 @@ TEST(RuntimeLayout, ChosenOnlyWhereATableHasAKernelForIt) {
   EXPECT_EQ(kernels::preferred_layout(DType::Q4_1, 64, 256), q4_1);
   EXPECT_EQ(kernels::preferred_layout(DType::Q4_0, 64, 96), x8 ? DType::Q4_0_X8 : DType::Q4_0);  // X8: any blocks
   EXPECT_EQ(kernels::preferred_layout(DType::Q4_0, 60, 128), DType::Q4_0);  // rows not in groups of 8
-  EXPECT_EQ(kernels::preferred_layout(DType::Q5_0, 64, 128), DType::Q5_0);  // no layout
+  EXPECT_EQ(kernels::preferred_layout(DType::Q5_0, 64, 96), x8 ? DType::Q5_0_X8 : DType::Q5_0);
+  EXPECT_EQ(kernels::preferred_layout(DType::Q5_1, 64, 128), x8 ? DType::Q5_1_X8 : DType::Q5_1);
+  EXPECT_EQ(kernels::preferred_layout(DType::I8_ROW, 64, 128), DType::I8_ROW);  // no layout
   // K-quants: X8 only (whole super-blocks of 256).
   EXPECT_EQ(kernels::preferred_layout(DType::Q6_K, 64, 512), x8 ? DType::Q6_K_X8 : DType::Q6_K);
   EXPECT_EQ(kernels::preferred_layout(DType::Q4_K, 64, 256), x8 ? DType::Q4_K_X8 : DType::Q4_K);

@@ -241,6 +241,8 @@ FormatKernels format(DType t) {
     case DType::Q4_1_X8: return {gemm_relaid<DType::Q4_1_X8, row_nibbles<BlockQ4_1, 0>>, nullptr};
     case DType::Q8_0_X8: return {gemm_relaid<DType::Q8_0_X8, row_q8_0>, nullptr};
     case DType::Q6_K_X8: return {gemm_relaid<DType::Q6_K_X8, row_q6_k>, nullptr};
+    case DType::Q5_0_X8: return {gemm_relaid<DType::Q5_0_X8, row_nibbles<BlockQ5_0, 16>>, nullptr};
+    case DType::Q5_1_X8: return {gemm_relaid<DType::Q5_1_X8, row_nibbles<BlockQ5_1, 0>>, nullptr};
     case DType::Q4_K_X8: return {gemm_relaid<DType::Q4_K_X8, row_q45_k<false>>, nullptr};
     case DType::Q5_K_X8: return {gemm_relaid<DType::Q5_K_X8, row_q45_k<true>>, nullptr};
     case DType::Q4_K: return {gemm_rows<row_q45_k<false>>, nullptr};

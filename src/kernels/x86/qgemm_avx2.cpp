@@ -1,21 +1,21 @@
-// AVX2 integer kernels (no VNNI): activation quantizer and int8 GEMM of every integer format.
+// AVX2 integer kernels (no VNNI): activation quantizer and int8 GEMM of the integer formats that
+// have no X8 layout (I8_ROW, U8_ROW, I4_G64/128, U4_G64/128). The others (Q4_0, Q4_1, Q5_0, Q5_1,
+// Q8_0, Q4_K, Q5_K, Q6_K) are computed by the X8 kernels (x86/qgemm_x8_avx2.cpp), 8 rows in the
+// lanes of one register, in their X8 layout or relaid from the file layout.
 //
-// Every format is unpacked one 32-value block at a time into 32 unsigned bytes (4/5/6-bit values,
-// at most 63) and multiplied with the signed int8 activations by vpmaddubsw (u8 x s8 -> pairs
-// summed to int16; 2 * 63 * 127 cannot saturate) then vpmaddwd with ones (-> 8 int32 lanes).
-// The signed 8-bit I8_ROW, where a pair could saturate: |w| (unsigned, <= 128) times the activations
-// with w's sign applied (vpsignb), 2 * 128 * 127 < 32767. Offsets enter exactly in int32:
-//   Q4_0 / Q5_0: -8 / -16 times the activation block sum, added as -1 / -2 times it in each of
-//                the 8 lanes.
-// Mins (Q4_1, Q5_1, Q4_K, Q5_K, U4_G, U8_ROW) enter in float: m * da * activation block sum.
-// U8_ROW (unsigned 8-bit) is flipped to q - 128 and handled as I8_ROW, +128 * block sum in int32.
-// So every block's integer sum equals the scalar twin's; only float summation order differs.
+// Every format here is unpacked one 32-value block at a time into 32 unsigned bytes (4-bit values)
+// and multiplied with the signed int8 activations by vpmaddubsw (u8 x s8 -> pairs summed to int16)
+// then vpmaddwd with ones (-> 8 int32 lanes). The signed 8-bit I8_ROW, where a pair could saturate:
+// |w| (unsigned, <= 128) times the activations with w's sign applied (vpsignb), 2 * 128 * 127 <
+// 32767. Offsets enter exactly in int32: I4_G's -8 times the activation block sum, added as -1
+// times it in each of the 8 lanes. Mins (U4_G, U8_ROW) enter in float: m * da * activation block
+// sum. U8_ROW (unsigned 8-bit) is flipped to q - 128 and handled as I8_ROW, +128 * block sum in
+// int32. So every block's integer sum equals the scalar twin's; only float summation order differs.
 //
 // One register tile is R rows x T tokens of float accumulators (8 lanes each, reduced at the end);
 // each row's block is unpacked once per tile and used for T tokens, each activation block loaded
 // once and used for R rows. Decode (1-2 tokens): 4 rows x n_tok; prefill: kPR rows x kPT tokens,
-// 4 blocks at a time (tile4). Q8_0, Q4_0, Q4_1 and Q6_K are computed by the X8 kernels
-// (x86/qgemm_x8_avx2.cpp), 8 rows in the lanes of one register.
+// 4 blocks at a time (tile4).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -77,14 +77,6 @@ inline __m256i nibbles_32(const uint8_t* qs) {
   return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_and_si128(x, m)),
                                  _mm_and_si128(_mm_srli_epi16(x, 4), m), 1);
 }
-// Byte j = 0x10 where bit j of qh is set.
-inline __m256i bit4_of(uint32_t qh) {
-  const __m256i idx = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,  //
-                                       2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
-  const __m256i bits = _mm256_set1_epi64x(int64_t(0x8040201008040201ull));
-  const __m256i x = _mm256_shuffle_epi8(_mm256_set1_epi32(int32_t(qh)), idx);
-  return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(x, bits), bits), _mm256_set1_epi8(0x10));
-}
 enum class Kind { kSign, kOffset, kMin, kSignMin };
 
 // One 32-value block of a row, unpacked.
@@ -95,30 +87,22 @@ struct Blk {
   float mw;    // kMin: the min term's factor (Q4_1/Q5_1: m; K: -dmin * mn)
 };
 
-// Split-nibble formats; kSub sub-blocks of 32 per block share its scale (I4_G/U4_G: G/32).
-template <class Block, bool kFive, bool kHasMin, int kSub = 1>
+// Split-nibble formats (I4_G / U4_G); kSub sub-blocks of 32 per block share its scale (G/32).
+template <class Block, bool kHasMin, int kSub>
 struct ULegacy {
   static constexpr Kind kKind = kHasMin ? Kind::kMin : Kind::kOffset;
-  static constexpr int kOff = kFive ? 16 : 8;
+  static constexpr int kOff = 8;
   static inline void run(const uint8_t* row, int64_t b, Blk* o) {
     const Block* k = reinterpret_cast<const Block*>(row) + b / kSub;
-    __m256i v = nibbles_32(k->qs + 16 * (b % kSub));
-    if constexpr (kFive) {
-      uint32_t qh;
-      std::memcpy(&qh, k->qh, 4);
-      v = _mm256_or_si256(v, bit4_of(qh));
-    }
-    o->v = v;
+    o->v = nibbles_32(k->qs + 16 * (b % kSub));
     o->dw = h2f(k->d);
     if constexpr (kHasMin) o->mw = h2f(k->m);
   }
 };
-using UQ5_0 = ULegacy<BlockQ5_0, true, false>;
-using UQ5_1 = ULegacy<BlockQ5_1, true, true>;
-using UI4_G64 = ULegacy<BlockI4_G64, false, false, 2>;
-using UI4_G128 = ULegacy<BlockI4_G128, false, false, 4>;
-using UU4_G64 = ULegacy<BlockU4_G64, false, true, 2>;
-using UU4_G128 = ULegacy<BlockU4_G128, false, true, 4>;
+using UI4_G64 = ULegacy<BlockI4_G64, false, 2>;
+using UI4_G128 = ULegacy<BlockI4_G128, false, 4>;
+using UU4_G64 = ULegacy<BlockU4_G64, true, 2>;
+using UU4_G128 = ULegacy<BlockU4_G128, true, 4>;
 
 // Per-row 8-bit formats: the row's float scale (and min) from the header, block b at 32b after it.
 // I8_ROW is signed (kSign). U8_ROW (0..255) would saturate vpmaddubsw's pairs, so it is
@@ -356,9 +340,11 @@ GemmQ gemm_q_for(DType t) {
     case DType::Q4_K:
     case DType::Q4_K_X8:
     case DType::Q5_K:
-    case DType::Q5_K_X8: return gemm_x8_for(t);
-    case DType::Q5_0: return gemm<UQ5_0>;
-    case DType::Q5_1: return gemm<UQ5_1>;
+    case DType::Q5_K_X8:
+    case DType::Q5_0:
+    case DType::Q5_0_X8:
+    case DType::Q5_1:
+    case DType::Q5_1_X8: return gemm_x8_for(t);
     case DType::I8_ROW: return gemm<URow8<false>>;
     case DType::U8_ROW: return gemm<URow8<true>>;
     case DType::I4_G64: return gemm<UI4_G64>;

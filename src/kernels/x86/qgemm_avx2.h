@@ -17,7 +17,8 @@ void quantize_acts(const float* x, int64_t n, int8_t* q, float* d, int32_t* s);
 // GemmQ of format t (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, I8_ROW, U8_ROW, I4_G64/128,
 // U4_G64/128); nullptr for other types.
 GemmQ gemm_q_for(DType t);
-// GemmQ of Q4_0, Q4_1, Q8_0, Q6_K and their X8 layouts (x86/qgemm_x8_avx2.cpp); nullptr for other types.
+// GemmQ of Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K and their X8 layouts (x86/qgemm_x8_avx2.cpp);
+// nullptr for other types.
 GemmQ gemm_x8_for(DType t);
 
 inline __m256i loadu256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }

@@ -34,7 +34,7 @@ namespace {
 
 constexpr bool is_x8_layout(DType t) {
   return t == DType::Q4_0_X8 || t == DType::Q4_1_X8 || t == DType::Q8_0_X8 || t == DType::Q6_K_X8 ||
-         t == DType::Q4_K_X8 || t == DType::Q5_K_X8;
+         t == DType::Q4_K_X8 || t == DType::Q5_K_X8 || t == DType::Q5_0_X8 || t == DType::Q5_1_X8;
 }
 
 inline __m256i bcast4(const int8_t* p) {
@@ -43,21 +43,32 @@ inline __m256i bcast4(const int8_t* p) {
   return _mm256_set1_epi32(v);
 }
 
-// The X8 formats: block bytes, fp16 fields per row (d; Q4_1: d, m) and 4-byte chunks of quants.
+// The X8 formats: block bytes, fp16 fields per row (d; Q4_1, Q5_1: d, m), 4-byte chunks of quants
+// (Q5_0 / Q5_1: qh, then qs), and the offset of the values (Q4_0: -8, Q5_0: -16).
 struct X8Q4_0 {
   static constexpr int64_t kBB = sizeof(quant::BlockQ4_0);
-  static constexpr int kFields = 1, kChunks = 4;
-  static constexpr bool kNibbles = true, kMin = false;
+  static constexpr int kFields = 1, kChunks = 4, kOff = 8;
+  static constexpr bool kNibbles = true, kMin = false, kFive = false;
 };
 struct X8Q4_1 {
   static constexpr int64_t kBB = sizeof(quant::BlockQ4_1);
-  static constexpr int kFields = 2, kChunks = 4;
-  static constexpr bool kNibbles = true, kMin = true;
+  static constexpr int kFields = 2, kChunks = 4, kOff = 0;
+  static constexpr bool kNibbles = true, kMin = true, kFive = false;
+};
+struct X8Q5_0 {
+  static constexpr int64_t kBB = sizeof(quant::BlockQ5_0);
+  static constexpr int kFields = 1, kChunks = 5, kOff = 16;
+  static constexpr bool kNibbles = true, kMin = false, kFive = true;
+};
+struct X8Q5_1 {
+  static constexpr int64_t kBB = sizeof(quant::BlockQ5_1);
+  static constexpr int kFields = 2, kChunks = 5, kOff = 0;
+  static constexpr bool kNibbles = true, kMin = true, kFive = true;
 };
 struct X8Q8_0 {
   static constexpr int64_t kBB = sizeof(quant::BlockQ8_0);
-  static constexpr int kFields = 1, kChunks = 8;
-  static constexpr bool kNibbles = false, kMin = false;
+  static constexpr int kFields = 1, kChunks = 8, kOff = 0;
+  static constexpr bool kNibbles = false, kMin = false, kFive = false;
 };
 // K-quants: a block column is a super-block column (8 activation blocks).
 // Q6_K: fields are the 8 scale pairs and d, which end the file block; the 48 chunks are ql (0..31)
@@ -106,6 +117,38 @@ inline void nibble_sums(const uint8_t* q, const int8_t* const* x, Done done) {
     for (int c = 0; c < 4; ++c) s = _mm256_add_epi16(s, _mm256_maddubs_epi16(w[c], bcast4(x[t] + 16 + 4 * c)));
     done(t, _mm256_madd_epi16(s, ones));
   }
+}
+
+// Q5_0 / Q5_1: the qh chunk (each row's 32 fifth bits in its lane), then nibble_sums' 4 chunks. Bit
+// e of a lane goes to 0x10 of value e: a vpshufb spreads qh byte e / 8 over the 4 bytes of a chunk,
+// vpcmpeqb against the bits 1 << e % 8 picks each one. Values 0..31 add in int16 over 4 chunks (4 * 2
+// * 31 * 127 = 31496), then vpmaddwd for each half.
+template <int T, class Done>
+inline void nibble5_sums(const uint8_t* q, const int8_t* const* x, Done done) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F), b4 = _mm256_set1_epi8(0x10), ones = _mm256_set1_epi16(1);
+  const __m256i lane = _mm256_setr_epi8(0, 0, 0, 0, 4, 4, 4, 4, 8, 8, 8, 8, 12, 12, 12, 12,  //
+                                        0, 0, 0, 0, 4, 4, 4, 4, 8, 8, 8, 8, 12, 12, 12, 12);
+  const __m256i bits[2] = {_mm256_set1_epi32(0x08040201), _mm256_set1_epi32(int32_t(0x80402010u))};
+  const __m256i qh = loadu256(q);
+  __m256i s32[T];
+  for (int h = 0; h < 2; ++h) {  // h = 0: values 0..15 (low nibbles), 1: 16..31 (high nibbles)
+    __m256i w[4];
+    for (int c = 0; c < 4; ++c) {
+      const __m256i x4 = loadu256(q + 32 + 32 * c);
+      const __m256i nib = h == 0 ? _mm256_and_si256(x4, m4) : _mm256_and_si256(_mm256_srli_epi16(x4, 4), m4);
+      // values 16h + 4c + i: qh byte 2h + c / 2, bit 4 * (c % 2) + i
+      const __m256i hb = _mm256_shuffle_epi8(qh, _mm256_add_epi8(lane, _mm256_set1_epi8(char(2 * h + c / 2))));
+      const __m256i bit = _mm256_cmpeq_epi8(_mm256_and_si256(hb, bits[c % 2]), bits[c % 2]);
+      w[c] = _mm256_or_si256(nib, _mm256_and_si256(bit, b4));
+    }
+    for (int t = 0; t < T; ++t) {
+      __m256i s = _mm256_maddubs_epi16(w[0], bcast4(x[t] + 16 * h));
+      for (int c = 1; c < 4; ++c) s = _mm256_add_epi16(s, _mm256_maddubs_epi16(w[c], bcast4(x[t] + 16 * h + 4 * c)));
+      const __m256i s2 = _mm256_madd_epi16(s, ones);
+      s32[t] = h == 0 ? s2 : _mm256_add_epi32(s32[t], s2);
+    }
+  }
+  for (int t = 0; t < T; ++t) done(t, s32[t]);
 }
 
 // Q8_0: signed weights, so |w| against the activations with w's sign (vpsignb; 2 * 128 * 127 fits
@@ -158,11 +201,13 @@ void x8_tile(const uint8_t* g, const QActs& a, int64_t t0, float* y, int64_t ldy
         const __m256 t2 = _mm256_mul_ps(_mm256_mul_ps(mw, da), _mm256_set1_ps(float(as[t][b])));
         acc[t] = _mm256_add_ps(acc[t], _mm256_add_ps(t1, t2));
       } else {
-        if constexpr (F::kNibbles) isum = _mm256_add_epi32(isum, _mm256_set1_epi32(-8 * as[t][b]));  // Q4_0
+        if constexpr (F::kOff != 0) isum = _mm256_add_epi32(isum, _mm256_set1_epi32(-F::kOff * as[t][b]));
         acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(_mm256_mul_ps(dw, da), _mm256_cvtepi32_ps(isum)));
       }
     };
-    if constexpr (F::kNibbles) {
+    if constexpr (F::kFive) {
+      nibble5_sums<T>(q, x, done);
+    } else if constexpr (F::kNibbles) {
       nibble_sums<T>(q, x, done);
     } else {
       signed_sums<T>(q, x, done);
@@ -491,6 +536,10 @@ GemmQ gemm_x8_for(DType t) {
     case DType::Q4_1_X8: return gemm_x8<DType::Q4_1_X8, X8Q4_1>;
     case DType::Q8_0_X8: return gemm_x8<DType::Q8_0_X8, X8Q8_0>;
     case DType::Q4_0: return gemm_x8<DType::Q4_0, X8Q4_0>;
+    case DType::Q5_0_X8: return gemm_x8<DType::Q5_0_X8, X8Q5_0>;
+    case DType::Q5_0: return gemm_x8<DType::Q5_0, X8Q5_0>;
+    case DType::Q5_1_X8: return gemm_x8<DType::Q5_1_X8, X8Q5_1>;
+    case DType::Q5_1: return gemm_x8<DType::Q5_1, X8Q5_1>;
     case DType::Q4_1: return gemm_x8<DType::Q4_1, X8Q4_1>;
     case DType::Q8_0: return gemm_x8<DType::Q8_0, X8Q8_0>;
     case DType::Q6_K_X8: return gemm_x8<DType::Q6_K_X8, X8Q6_K>;
