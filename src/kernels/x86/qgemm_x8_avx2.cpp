@@ -1,15 +1,17 @@
-// AVX2 kernels of the X8 layouts (Q4_0_X8, Q4_1_X8, Q8_0_X8, Q6_K_X8; kernels/layout.h): row k of a
-// group of 8 in lane k. A block column's quants are four 32-byte registers, each 4 bytes of every row; their low
-// nibbles are values 4c..4c+3 of each row's block and their high nibbles values 16+4c..16+4c+3, so
-// vpmaddubsw against those 4 activation bytes broadcast to all lanes leaves each row's products in its
-// own lane. The 8 int16 results of a block add without saturating (8 * 2 * 15 * 127 = 30480), one
-// vpmaddwd with ones gives each row's exact block sum in its int32 lane, and the conversion, scale
-// and addition are done once per block and token for all 8 rows. Q8_0 and Q6_K follow (x8_tile,
-// x8_q6k_tile). The file layout of these formats comes here too, relaid 8 rows at a time
-// (gemm_x8); the other formats' kernels (qgemm_avx2.cpp) convert and scale per row and block.
+// AVX2 kernels of the X8 layouts (kernels/layout.h: Q4_0_X8, Q4_1_X8, Q5_0_X8, Q5_1_X8, Q8_0_X8,
+// Q4_K_X8, Q5_K_X8, Q6_K_X8): row k of a group of 8 in lane k. A Q4_0 block column's quants are four
+// 32-byte registers, each 4 bytes of every row; their low nibbles are values 4c..4c+3 of each row's
+// block and their high nibbles values 16+4c..16+4c+3, so vpmaddubsw against those 4 activation bytes
+// broadcast to all lanes leaves each row's products in its own lane. The 8 int16 results of a block
+// add without saturating (8 * 2 * 15 * 127 = 30480), one vpmaddwd with ones gives each row's exact
+// block sum in its int32 lane, and the conversion, scale and addition are done once per block and
+// token for all 8 rows. The other formats follow the same scheme (nibble5_sums, signed_sums,
+// x8_q6k_tile, x8_k45_tile). The file layout of these formats comes here too, relaid 8 rows at a
+// time (gemm_x8); the remaining formats' kernels (qgemm_avx2.cpp) convert and scale per row and
+// block.
 //
-// The float arithmetic is the scalar twin's (generic/qgemm_generic.cpp, row_nibbles) operation for
-// operation, in its order, without fused multiply-adds (this file is compiled with
+// The float arithmetic is the scalar twin's (generic/qgemm_generic.cpp: row_nibbles, row_q8_0,
+// row_q45_k, row_q6_k) operation for operation, in its order, without fused multiply-adds (this file is compiled with
 // -ffp-contract=off): per block, Q4_0 acc + (d * da) * float(isum - 8 * asum); Q4_1
 // acc + ((d * da) * float(isum) + (m * da) * float(asum)). So the result is bit-identical to the
 // scalar twin's, whatever rows a call covers or how many threads share a matrix.
@@ -17,11 +19,13 @@
 // Measured on Zen 3 (bench/micro/qgemm_bench.cpp, one thread, 128 tokens, 1536x576 and 5632x2048):
 // prefill Q4_0 70-72 GMAC/s, Q4_1 64-65, Q8_0 47-53, against 34-40 for the kernels these replaced;
 // decode from DRAM Q4_0 19-20 GB/s against 12 (docs/BENCHMARKS.md, "Q4_0 / Q4_1 in the X8 layout").
-// Q6_K (5632x2048): prefill 56-60 GMAC/s against 13, decode 16.6 GB/s against 9 ("Q6_K in the X8
+// Q6_K (5632x2048): prefill 52-60 GMAC/s against 13, decode 16.6 GB/s against 9; Q4_K / Q5_K / Q5_0
+// decode 2.7-5 GB/s before, 10-14 now on a busy machine ("Q5_0, Q5_1, Q4_K, Q5_K and Q6_K in the X8
 // layout").
 #include <immintrin.h>
 
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/layout.h"
@@ -43,33 +47,23 @@ inline __m256i bcast4(const int8_t* p) {
   return _mm256_set1_epi32(v);
 }
 
-// The X8 formats: block bytes, fp16 fields per row (d; Q4_1, Q5_1: d, m), 4-byte chunks of quants
-// (Q5_0 / Q5_1: qh, then qs), and the offset of the values (Q4_0: -8, Q5_0: -16).
-struct X8Q4_0 {
-  static constexpr int64_t kBB = sizeof(quant::BlockQ4_0);
-  static constexpr int kFields = 1, kChunks = 4, kOff = 8;
-  static constexpr bool kNibbles = true, kMin = false, kFive = false;
+// The X8 formats of 32-value blocks: block bytes, fp16 fields per row (d; Q4_1, Q5_1: d, m), 4-byte
+// chunks of quants (Q5_0 / Q5_1: qh, then qs) and the offset of the values (Q4_0: -8, Q5_0: -16).
+template <class Block, int Off>
+struct X8Legacy {
+  static constexpr int64_t kBB = sizeof(Block);
+  static constexpr bool kMin = requires(const Block& b) { b.m; };
+  static constexpr bool kFive = requires(const Block& b) { b.qh; };
+  static constexpr bool kNibbles = !std::is_same_v<Block, quant::BlockQ8_0>;
+  static constexpr int kFields = kMin ? 2 : 1, kChunks = int((kBB - 2 * kFields) / 4), kOff = Off;
 };
-struct X8Q4_1 {
-  static constexpr int64_t kBB = sizeof(quant::BlockQ4_1);
-  static constexpr int kFields = 2, kChunks = 4, kOff = 0;
-  static constexpr bool kNibbles = true, kMin = true, kFive = false;
-};
-struct X8Q5_0 {
-  static constexpr int64_t kBB = sizeof(quant::BlockQ5_0);
-  static constexpr int kFields = 1, kChunks = 5, kOff = 16;
-  static constexpr bool kNibbles = true, kMin = false, kFive = true;
-};
-struct X8Q5_1 {
-  static constexpr int64_t kBB = sizeof(quant::BlockQ5_1);
-  static constexpr int kFields = 2, kChunks = 5, kOff = 0;
-  static constexpr bool kNibbles = true, kMin = true, kFive = true;
-};
-struct X8Q8_0 {
-  static constexpr int64_t kBB = sizeof(quant::BlockQ8_0);
-  static constexpr int kFields = 1, kChunks = 8, kOff = 0;
-  static constexpr bool kNibbles = false, kMin = false, kFive = false;
-};
+using X8Q4_0 = X8Legacy<quant::BlockQ4_0, 8>;
+using X8Q4_1 = X8Legacy<quant::BlockQ4_1, 0>;
+using X8Q5_0 = X8Legacy<quant::BlockQ5_0, 16>;
+using X8Q5_1 = X8Legacy<quant::BlockQ5_1, 0>;
+using X8Q8_0 = X8Legacy<quant::BlockQ8_0, 0>;
+static_assert(X8Q4_0::kChunks == 4 && X8Q4_1::kChunks == 4 && X8Q5_0::kChunks == 5 && X8Q5_1::kChunks == 5 &&
+              X8Q8_0::kChunks == 8);
 // K-quants: a block column is a super-block column (8 activation blocks).
 // Q6_K: fields are the 8 scale pairs and d, which end the file block; the 48 chunks are ql (0..31)
 // and qh (32..47).
