@@ -364,7 +364,8 @@ void x8_k45_tile(const uint8_t* g, const QActs& a, int64_t t0, float* y, int64_t
         sum_d[t] = _mm256_add_ps(sum_d[t], _mm256_mul_ps(_mm256_set1_ps(ad[t][8 * sb + J]), _mm256_cvtepi32_ps(is)));
       }
     };
-    // The mins' sums, blocks in order as sum_m's (not interleaved with sum_d's: fewer live registers).
+    // The mins' sums, blocks in order as the twin's sum_m (a pass of their own, before the quants, so
+    // the mins' registers are free during them).
     auto mins = [&]<int J>() {
       constexpr char i = J % 4, z = char(0x80);
       const __m256i low = _mm256_setr_epi8(i, z, z, z, 4 + i, z, z, z, 8 + i, z, z, z, 12 + i, z, z, z,
@@ -375,14 +376,6 @@ void x8_k45_tile(const uint8_t* g, const QActs& a, int64_t t0, float* y, int64_t
         sum_m[t] = _mm256_add_ps(sum_m[t], _mm256_mul_ps(_mm256_set1_ps(ad[t][8 * sb + J]), _mm256_cvtepi32_ps(ms)));
       }
     };
-    block.template operator()<0>();
-    block.template operator()<1>();
-    block.template operator()<2>();
-    block.template operator()<3>();
-    block.template operator()<4>();
-    block.template operator()<5>();
-    block.template operator()<6>();
-    block.template operator()<7>();
     mins.template operator()<0>();
     mins.template operator()<1>();
     mins.template operator()<2>();
@@ -391,6 +384,14 @@ void x8_k45_tile(const uint8_t* g, const QActs& a, int64_t t0, float* y, int64_t
     mins.template operator()<5>();
     mins.template operator()<6>();
     mins.template operator()<7>();
+    block.template operator()<0>();
+    block.template operator()<1>();
+    block.template operator()<2>();
+    block.template operator()<3>();
+    block.template operator()<4>();
+    block.template operator()<5>();
+    block.template operator()<6>();
+    block.template operator()<7>();
     const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
     const __m256 mw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16)));
     for (int t = 0; t < T; ++t)
