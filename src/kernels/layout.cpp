@@ -19,7 +19,7 @@ struct Spec {
   DType layout, file;
   int rows;              // G
   int blocks_per_unit;   // a unit is this many blocks of the file format (F16: values)
-  int x8_fields = 0;     // > 0: an X8 layout (layout.h) of blocks with this many fp16 fields; unit = 1 block
+  int x8_fields = 0;     // > 0: an X8 layout (layout.h) of blocks with this many 2-byte fields; unit = 1 block
   bool x8_fields_last = false;  // X8: the fields end the file block (Q6_K), else they start it
   size_t unit() const { return size_t(blocks_per_unit) * size_t(dtype_traits(file)->block_bytes); }
   int64_t unit_cols() const { return blocks_per_unit * dtype_traits(file)->block_size; }
