@@ -91,6 +91,16 @@ constexpr int kSuper = [] {
 template <class F>
 constexpr int64_t kActBlocks = kSuper<F> ? 8 : 1;  // activation blocks per block column
 
+// Decode (pf > 0): prefetch block column p's kCol bytes pf ahead, one line in every kStep bytes.
+// The 32-value blocks prefetch every other line (every line lost them 3-5%); the super-block
+// columns every line (every other one left Q6_K decode from DRAM at 6.5 GB/s against 16.6; one
+// thread, 5632x2048).
+template <int64_t kCol, int64_t kStep>
+inline void prefetch_column(const uint8_t* p, int64_t pf) {
+  if (pf <= 0) return;
+  for (int64_t l = 0; l < kCol; l += kStep) _mm_prefetch(reinterpret_cast<const char*>(p + pf + l), _MM_HINT_T0);
+}
+
 // Nibble formats: done(t, the 8 rows' exact block sums against token x[t]) (int32 lane k = row k).
 // The 8 vpmaddubsw results add in int16: at most 8 * 2 * 15 * 127 = 30480.
 template <int T, class Done>
@@ -179,9 +189,7 @@ void x8_tile(const uint8_t* g, const QActs& a, int64_t t0, float* y, int64_t ldy
   }
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* p = g + b * kCol;
-    if (pf > 0) {
-      for (int64_t l = 0; l < kCol; l += 128) _mm_prefetch(reinterpret_cast<const char*>(p + pf + l), _MM_HINT_T0);
-    }
+    prefetch_column<kCol, 128>(p, pf);
     const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
     [[maybe_unused]] __m256 mw;
     if constexpr (F::kMin) mw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16)));
@@ -236,11 +244,7 @@ void x8_q6k_tile(const uint8_t* g, const QActs& a, const int32_t* s16, int64_t t
   for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps(), aq[t] = a.row_q(t0 + t), ad[t] = a.row_d(t0 + t);
   for (int64_t sb = 0; sb < ns; ++sb) {
     const uint8_t* p = g + sb * kCol;
-    if (pf > 0) {
-      // Every line: with every other one (as the 32-blocks' tile) decode from DRAM ran at 6.5 GB/s
-      // against 16.6 (one thread, 5632x2048; the 32-blocks lose 3-5% with every line).
-      for (int64_t l = 0; l < kCol; l += 64) _mm_prefetch(reinterpret_cast<const char*>(p + pf + l), _MM_HINT_T0);
-    }
+    prefetch_column<kCol, 64>(p, pf);
     const uint8_t* q = p + 16 * X8Q6_K::kFields;
     __m256 sum[T];
     for (int t = 0; t < T; ++t) sum[t] = _mm256_setzero_ps();
@@ -316,9 +320,7 @@ void x8_k45_tile(const uint8_t* g, const QActs& a, int64_t t0, float* y, int64_t
     acc[t] = _mm256_setzero_ps(), aq[t] = a.row_q(t0 + t), ad[t] = a.row_d(t0 + t), as[t] = a.row_s(t0 + t);
   for (int64_t sb = 0; sb < ns; ++sb) {
     const uint8_t* p = g + sb * kCol;
-    if (pf > 0) {
-      for (int64_t l = 0; l < kCol; l += 64) _mm_prefetch(reinterpret_cast<const char*>(p + pf + l), _MM_HINT_T0);
-    }
+    prefetch_column<kCol, 64>(p, pf);
     const uint8_t* q = p + 32;
     const __m256i A = loadu256(q), B = loadu256(q + 32), C = loadu256(q + 64);
     const __m256i sc[2] = {_mm256_and_si256(A, m6),
@@ -481,7 +483,7 @@ void gemm_x8(const void* w, size_t row_bytes, const QActs& a, float* y, int64_t 
   thread_local std::vector<uint8_t> group, row, zero;  // scratch of the relaid paths only
   thread_local std::vector<int32_t> s16v;
   const int32_t* s16 = nullptr;
-  if constexpr (kFieldsLast<F>) {  // Q6_K: each activation block's two 16-value sums, packed
+  if constexpr (kSuper<F> == 6) {  // Q6_K: each activation block's two 16-value sums, packed
     s16v.resize(size_t(a.n_tok * a.nb()));
     for (int64_t t = 0; t < a.n_tok; ++t)
       for (int64_t j = 0; j < a.nb(); ++j) {
