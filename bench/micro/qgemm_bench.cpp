@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "core/mapped_file.h"
 #include "core/thread_pool.h"
 #include "kernels/isa.h"
 #include "kernels/kernels.h"
@@ -68,9 +69,18 @@ int main(int argc, char** argv) {
       kernels::to_runtime_layout(L, w.data() + size_t(m) * mat_bytes, relaid.data() + size_t(m) * mat_bytes, n_out, rb);
     w.swap(relaid);
   }
+  // The engine's kind of memory for weights (core/mapped_file.h: huge pages where the kernel gives
+  // them, as for a relaid model or a mapped file), not a vector's 4 KiB pages.
+  auto big = allocate_large(w.size());
+  if (!big.ok()) {
+    std::fprintf(stderr, "%s\n", big.status().message().c_str());
+    return 1;
+  }
+  std::copy(w.begin(), w.end(), big->get());
+  std::vector<uint8_t>().swap(w);
   ThreadPool pool(threads);
   std::vector<TensorView> views;
-  for (int m = 0; m < n_mat; ++m) views.push_back(TensorView::make(L, w.data() + size_t(m) * mat_bytes, n_in, n_out));
+  for (int m = 0; m < n_mat; ++m) views.push_back(TensorView::make(L, big->get() + size_t(m) * mat_bytes, n_in, n_out));
   auto once = [&] {
     for (int m = 0; m < n_mat; ++m) kernels::matmul(views[size_t(m)], x.data(), n_tok, y.data(), pool);
   };
