@@ -42,7 +42,8 @@ ThreadPool::ThreadPool(int n_threads) : ThreadPool(n_threads, {}) {}
 ThreadPool::ThreadPool(int n_threads, std::vector<int> cpus)
     : n_threads_(n_threads < 1 ? 1 : n_threads),
       cpus_(std::move(cpus)),
-      spin_limit_(each_thread_has_a_core(n_threads_, cpus_) ? kSpinIterations : 0) {
+      spin_limit_(each_thread_has_a_core(n_threads_, cpus_) ? kSpinIterations : 0),
+      spans_(new Span[size_t(n_threads_)]) {
   workers_.reserve(size_t(n_threads_ - 1));
   for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker(i); });
   // Pinned from here rather than by each worker so that warnings come from the constructing

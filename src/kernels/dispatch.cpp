@@ -262,19 +262,15 @@ void matmul_group(const TensorView* const* ws, float* const* ys, int n_w, const 
     run_rows(0, rows);
     return;
   }
-  // Rows are handed out in chunks from a shared counter, so a thread that the OS (or a noisy
-  // neighbour) delays does not hold the others up. Chunks are multiples of 16 rows (kernels tile
-  // rows by up to 16) and about four per thread, never below the useful minimum of work.
+  // Each thread streams a contiguous share of the rows and, when done, takes 16-row pieces from
+  // the end of the others' (ThreadPool::parallel_for_stealing), so a thread that the OS or a noisy
+  // neighbour delays does not hold the others up. Pieces are multiples of 16 rows (kernels tile
+  // rows by up to 16) and never below the useful minimum of work. Against pieces of a quarter of
+  // a thread's share from one counter, which start a new weight stream at every piece: decode
+  // +5-10% (docs/BENCHMARKS.md, "Decode prefetches restored; one stream per thread").
   const int64_t min_rows = std::max<int64_t>(1, kMinMacsPerThread / (n_in * n_tok));
-  int64_t chunk = std::max(min_rows, (rows + 4 * nth - 1) / (4 * nth));
-  chunk = (chunk + 15) / 16 * 16;
-  const int64_t n_chunks = (rows + chunk - 1) / chunk;
-  std::atomic<int64_t> next{0};
-  pool.run([&](int, int) {
-    for (int64_t c = next.fetch_add(1, std::memory_order_relaxed); c < n_chunks;
-         c = next.fetch_add(1, std::memory_order_relaxed))
-      run_rows(c * chunk, std::min(rows, (c + 1) * chunk));
-  });
+  const int64_t grain = (min_rows + 15) / 16 * 16;
+  pool.parallel_for_stealing(rows, /*step=*/std::max(grain, rows / (8 * nth)), grain, run_rows);
 }
 
 void matmul(const TensorView& w, const float* x, int64_t n_tok, float* y, ThreadPool& pool) {
