@@ -56,9 +56,13 @@ inline float dot(const float* a, const float* b, int64_t n) {
 
 }  // namespace
 
-void attention_group(const float* q, const KvView& k, const KvView& v, int64_t n_kv,
-                     int64_t kv_head, int64_t group, int64_t head_dim, float scale, float* out,
-                     float* scratch) {
+// An ISA file with an attention of its own names this one EG_ATTENTION_PORTABLE (its fallback).
+#ifndef EG_ATTENTION_PORTABLE
+#define EG_ATTENTION_PORTABLE attention_group
+#endif
+void EG_ATTENTION_PORTABLE(const float* q, const KvView& k, const KvView& v, int64_t n_kv,
+                           int64_t kv_head, int64_t group, int64_t head_dim, float scale, float* out,
+                           float* scratch) {
   float* scores = scratch;                 // (group, n_kv)
   float* row = scratch + group * n_kv;     // one decoded head slice
   const int64_t h0 = kv_head * group;

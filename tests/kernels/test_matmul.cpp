@@ -328,9 +328,20 @@ TEST(Kernels, AttentionIsGroupedAndCausalByLength) {
 }
 
 // Every ISA's attention, on F32 / F16 / Q8_0 caches, against a double-precision reference over
-// the same (rounded) cache values, for a GQA layout with 3 kv heads of 64 dims.
-TEST(Kernels, AttentionOnTypedCachesMatchesReference) {
-  const int64_t n_head_kv = 3, group = 3, hd = 64, kv_dim = n_head_kv * hd, n_kv = 37;
+// the same (rounded) cache values. Shapes: GQA with 3 kv heads of 64 dims; more than 8 query heads
+// per kv head (avx2 scores 8 at a time) with 128 dims and more keys than one block of 64; 40 dims
+// (5 vectors); 36 dims (not whole vectors: the portable path); keys not a multiple of 8.
+struct AttnShape {
+  int64_t n_head_kv, group, hd, n_kv;
+};
+class AttentionShapes : public ::testing::TestWithParam<AttnShape> {};
+INSTANTIATE_TEST_SUITE_P(Kernels, AttentionShapes,
+                         ::testing::Values(AttnShape{3, 3, 64, 37}, AttnShape{2, 9, 128, 150},
+                                           AttnShape{1, 14, 40, 70}, AttnShape{2, 4, 36, 9},
+                                           AttnShape{1, 8, 64, 1}));
+TEST_P(AttentionShapes, OnTypedCachesMatchesReference) {
+  const auto [n_head_kv, group, hd, n_kv] = GetParam();
+  const int64_t kv_dim = n_head_kv * hd;
   std::mt19937 rng(5);
   std::normal_distribution<float> nd(0.0f, 1.0f);
   std::vector<float> q(size_t(n_head_kv * group * hd)), k(size_t(n_kv * kv_dim)), v(k.size());
@@ -338,6 +349,7 @@ TEST(Kernels, AttentionOnTypedCachesMatchesReference) {
   for (auto& x : k) x = nd(rng);
   for (auto& x : v) x = nd(rng);
   for (DType t : {DType::F32, DType::F16, DType::Q8_0}) {
+    if (t == DType::Q8_0 && hd % 32 != 0) continue;  // a q8_0 cache needs whole blocks per head
     const size_t rb = dtype_row_bytes(t, kv_dim);
     std::vector<uint8_t> kc(rb * n_kv), vc(rb * n_kv);
     std::vector<float> kr(k.size()), vr(v.size());  // what the cache holds, as floats
