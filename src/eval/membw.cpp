@@ -79,6 +79,17 @@ size_t default_bandwidth_buffer_bytes() {
   return std::max(bytes, 16 * kMiB);
 }
 
+namespace {
+void set_rates(MemBandwidth& r, std::vector<double> rates) {
+  std::sort(rates.begin(), rates.end());
+  const size_t n = rates.size();
+  r.best_bytes_per_s = n ? rates.back() : 0.0;
+  r.median_bytes_per_s = n == 0 ? 0.0 : n % 2 ? rates[n / 2] : 0.5 * (rates[n / 2 - 1] + rates[n / 2]);
+  r.passes = int(n);
+  r.rates = std::move(rates);
+}
+}  // namespace
+
 Result<MemBandwidth> measure_read_bandwidth(ThreadPool& pool, const MemBandwidthOptions& opts) {
   const size_t bytes_req = opts.buffer_bytes > 0 ? opts.buffer_bytes : default_bandwidth_buffer_bytes();
   const int nth = pool.size();
@@ -116,14 +127,20 @@ Result<MemBandwidth> measure_read_bandwidth(ThreadPool& pool, const MemBandwidth
     const double s = pass();
     rates.push_back(s > 0 ? double(bytes) / s : 0.0);
   }
-  std::sort(rates.begin(), rates.end());
   MemBandwidth r;
-  r.best_bytes_per_s = rates.back();
-  r.median_bytes_per_s = rates.size() % 2 ? rates[rates.size() / 2]
-                                          : 0.5 * (rates[rates.size() / 2 - 1] + rates[rates.size() / 2]);
   r.buffer_bytes = bytes;
   r.threads = nth;
-  r.passes = passes;
+  set_rates(r, std::move(rates));
+  return r;
+}
+
+MemBandwidth combine(const MemBandwidth& a, const MemBandwidth& b) {
+  MemBandwidth r = a;
+  std::vector<double> rates = a.rates;
+  rates.insert(rates.end(), b.rates.begin(), b.rates.end());
+  r.buffer_bytes = std::max(a.buffer_bytes, b.buffer_bytes);
+  r.threads = std::max(a.threads, b.threads);
+  set_rates(r, std::move(rates));
   return r;
 }
 

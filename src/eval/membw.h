@@ -8,6 +8,7 @@
 // loop-carried dependency on one register limits the load rate.
 #pragma once
 #include <cstddef>
+#include <vector>
 
 #include "core/status.h"
 #include "core/thread_pool.h"
@@ -33,7 +34,12 @@ struct MemBandwidth {
   size_t buffer_bytes = 0;
   int threads = 0;
   int passes = 0;
+  std::vector<double> rates;  // bytes/s of every timed pass, ascending
 };
+
+// Two measurements as one (e.g. before and after a benchmark, so a neighbour that was busy during
+// one of them does not set the roofline): best of both, median of all their passes.
+MemBandwidth combine(const MemBandwidth& a, const MemBandwidth& b);
 
 // Errors when the buffer cannot be allocated.
 Result<MemBandwidth> measure_read_bandwidth(ThreadPool& pool, const MemBandwidthOptions& opts = {});

@@ -230,8 +230,29 @@ TEST(MemBandwidth, MeasuresASmallBuffer) {
   EXPECT_GT(bw->median_bytes_per_s, 0.0);
   EXPECT_EQ(bw->threads, 2);
   EXPECT_EQ(bw->passes, 3);
+  ASSERT_EQ(bw->rates.size(), 3u);
+  EXPECT_DOUBLE_EQ(bw->rates.back(), bw->best_bytes_per_s);
+  EXPECT_DOUBLE_EQ(bw->rates[1], bw->median_bytes_per_s);
   EXPECT_LE(bw->buffer_bytes, size_t(32) << 20);
   EXPECT_GT(bw->buffer_bytes, size_t(31) << 20);
+}
+
+TEST(MemBandwidth, CombineTakesTheBestPassAndTheMedianOfAll) {
+  eval::MemBandwidth a, b;
+  a.rates = {10e9, 30e9, 20e9};  // as measured: not sorted
+  a.best_bytes_per_s = 30e9, a.median_bytes_per_s = 20e9, a.passes = 3, a.threads = 2, a.buffer_bytes = 64;
+  b.rates = {35e9, 5e9};
+  b.best_bytes_per_s = 35e9, b.median_bytes_per_s = 20e9, b.passes = 2, b.threads = 2, b.buffer_bytes = 64;
+  const eval::MemBandwidth c = eval::combine(a, b);
+  EXPECT_DOUBLE_EQ(c.best_bytes_per_s, 35e9);
+  EXPECT_DOUBLE_EQ(c.median_bytes_per_s, 20e9);  // of 5, 10, 20, 30, 35
+  EXPECT_EQ(c.passes, 5);
+  EXPECT_EQ(c.threads, 2);
+  ASSERT_EQ(c.rates.size(), 5u);
+  EXPECT_DOUBLE_EQ(c.rates.front(), 5e9);
+  b.rates = {35e9, 5e9, 40e9};  // even count: mean of the middle two
+  EXPECT_DOUBLE_EQ(eval::combine(a, b).median_bytes_per_s, 25e9);
+  EXPECT_DOUBLE_EQ(eval::combine(b, a).best_bytes_per_s, 40e9);
 }
 
 TEST(MemBandwidth, CacheAndMemoryFromFiles) {
