@@ -255,7 +255,9 @@ TEST(RuntimeLayout, RowRangesThatCutGroupsAreExact) {
           EXPECT_EQ(yq, yr) << dtype_name(layout) << " on " << isa->name << " rows " << r0 << ".." << r1
                             << " n_tok " << n_tok;
           for (int64_t r = 0; r < rows; ++r)
-            if (r < r0 || r >= r1) EXPECT_EQ(yr[size_t(r)], -1.0f) << "row " << r << " is outside the range";
+            if (r < r0 || r >= r1) {
+              EXPECT_EQ(yr[size_t(r)], -1.0f) << "row " << r << " is outside the range";
+            }
         }
       }
     }
@@ -280,7 +282,9 @@ TEST(RuntimeLayout, F16_R4RowRangesThatCutGroupsAreExact) {
         served.k.f(DType::F16_R4, r4.data(), rb, x.data(), cols, n_tok, yl.data(), rows, r0, r1);
         EXPECT_EQ(yf, yl) << isa->name << " rows " << r0 << ".." << r1 << " n_tok " << n_tok;
         for (int64_t r = 0; r < rows; ++r)
-          if (r < r0 || r >= r1) EXPECT_EQ(yl[size_t(r)], -1.0f) << "row " << r << " is outside the range";
+          if (r < r0 || r >= r1) {
+            EXPECT_EQ(yl[size_t(r)], -1.0f) << "row " << r << " is outside the range";
+          }
       }
     }
   }

@@ -58,8 +58,9 @@ void check_against_reference(bool float_acts) {
   for (size_t t = 0; t < ids.size(); ++t) {
     const float* l = ctx->logits(int64_t(t));
     const float margin = topk_logits[t][0] - topk_logits[t][1];
-    if (float_acts || margin > 1.0f)
+    if (float_acts || margin > 1.0f) {
       EXPECT_EQ(runtime::Sampler::argmax(l, V), argmax[t]) << "position " << t << " margin " << margin;
+    }
     for (size_t k = 0; k < topk_ids[t].size(); ++k)
       max_err = std::max(max_err, std::fabs(l[topk_ids[t][k]] - topk_logits[t][k]));
   }
