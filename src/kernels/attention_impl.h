@@ -54,6 +54,22 @@ inline float dot(const float* a, const float* b, int64_t n) {
   return s;
 }
 
+// Softmax of each of the group's score rows (n_kv each) in place, and their outputs (head_dim
+// floats each, from `outs`) zeroed for the weighted sum.
+inline void softmax_heads(float* scores, int64_t group, int64_t n_kv, float* outs, int64_t head_dim) {
+  for (int64_t g = 0; g < group; ++g) {
+    float* s = scores + g * n_kv;
+    float mx = -INFINITY;
+    for (int64_t j = 0; j < n_kv; ++j) mx = s[j] > mx ? s[j] : mx;
+    float sum = 0.0f;
+    for (int64_t j = 0; j < n_kv; ++j) sum += s[j] = fast_expf(s[j] - mx);
+    const float inv = 1.0f / sum;
+    for (int64_t j = 0; j < n_kv; ++j) s[j] *= inv;
+    float* o = outs + g * head_dim;
+    for (int64_t d = 0; d < head_dim; ++d) o[d] = 0.0f;
+  }
+}
+
 }  // namespace
 
 // An ISA file with an attention of its own names this one EG_ATTENTION_PORTABLE (its fallback).
@@ -73,17 +89,7 @@ void EG_ATTENTION_PORTABLE(const float* q, const KvView& k, const KvView& v, int
     for (int64_t g = 0; g < group; ++g)
       scores[g * n_kv + j] = dot(q + (h0 + g) * head_dim, kj, head_dim) * scale;
   }
-  for (int64_t g = 0; g < group; ++g) {
-    float* s = scores + g * n_kv;
-    float mx = -INFINITY;
-    for (int64_t j = 0; j < n_kv; ++j) mx = s[j] > mx ? s[j] : mx;
-    float sum = 0.0f;
-    for (int64_t j = 0; j < n_kv; ++j) sum += s[j] = fast_expf(s[j] - mx);
-    const float inv = 1.0f / sum;
-    for (int64_t j = 0; j < n_kv; ++j) s[j] *= inv;
-    float* o = out + (h0 + g) * head_dim;
-    for (int64_t d = 0; d < head_dim; ++d) o[d] = 0.0f;
-  }
+  softmax_heads(scores, group, n_kv, out + h0 * head_dim, head_dim);
   // Pass 2: every value row once, accumulated into each head's output with its weight.
   for (int64_t j = 0; j < n_kv; ++j) {
     const float* vj = kv_slice(v, j, off, head_dim, row);

@@ -86,17 +86,7 @@ void attention_group(const float* q, const KvView& k, const KvView& v, int64_t n
     for (; j + kKeys <= n_kv; j += kKeys) score_keys<kKeys>(qt, k, j, off, hd, scale, nh, rowbuf, s, n_kv);
     for (; j < n_kv; ++j) score_keys<1>(qt, k, j, off, hd, scale, nh, rowbuf, s, n_kv);
   }
-  for (int64_t g = 0; g < group; ++g) {  // softmax, as the portable code
-    float* s = scores + g * n_kv;
-    float mx = -INFINITY;
-    for (int64_t j = 0; j < n_kv; ++j) mx = s[j] > mx ? s[j] : mx;
-    float sum = 0.0f;
-    for (int64_t j = 0; j < n_kv; ++j) sum += s[j] = fast_expf(s[j] - mx);
-    const float inv = 1.0f / sum;
-    for (int64_t j = 0; j < n_kv; ++j) s[j] *= inv;
-    float* o = out + (h0 + g) * hd;
-    for (int64_t d = 0; d < hd; ++d) o[d] = 0.0f;
-  }
+  softmax_heads(scores, group, n_kv, out + h0 * hd, hd);
   const float* rows[kAttentionKeyBlock];
   for (int64_t j0 = 0; j0 < n_kv; j0 += kAttentionKeyBlock) {  // pass 2, a block of value rows
     const int64_t n = std::min(kAttentionKeyBlock, n_kv - j0);
