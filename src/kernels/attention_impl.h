@@ -2,6 +2,7 @@
 // generic build is the scalar twin; the x86 AVX2 build converts f16 rows with F16C; on aarch64
 // the baseline build converts with NEON (part of ARMv8.0).
 // Not a public header: include only from an ISA translation unit.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -22,6 +23,8 @@
 
 namespace edgeglm::kernels::EG_KERNEL_NS {
 namespace {
+
+constexpr int64_t kAttentionMaxDims = 1024;  // blocked_attention's transposed queries (32 KiB)
 
 #include "kernels/f16_row_impl.h"
 
@@ -68,6 +71,50 @@ inline void softmax_heads(float* scores, int64_t group, int64_t n_kv, float* out
     float* o = outs + g * head_dim;
     for (int64_t d = 0; d < head_dim; ++d) o[d] = 0.0f;
   }
+}
+
+// The blocked attention of the SIMD files (x86/attention_avx2.cpp, arm/attention_neon.cpp), for
+// head dims that are whole multiples of 8 (the caller checks). Ops supplies the two inner kernels:
+//   Ops::score_keys<NK>(qt, k, j0, off, hd, scale, nh, kbuf, s, ld): scores of heads [0, nh)
+//     (nh <= 8; qt: hd x 8, head h in lane h, other lanes 0) against keys [j0, j0 + NK):
+//     s[h * ld + j] = scale * q_h . k_j (rows converted into kbuf);
+//   Ops::weigh(nd, p, rows, n, dim, o): o[0, nd) += sum over the n keys of p[j] * (rows[j] + dim)[0, nd)
+//     for nd a multiple of 8 up to Ops::kDims.
+// Scores: the queries transposed, so a key's element broadcast against one vector advances every
+// head's score, and Ops::kKeys keys at a time keep that many accumulators in flight. Values:
+// kAttentionKeyBlock rows converted once, then per head Ops::kDims dimensions in registers over them.
+template <class Ops>
+void blocked_attention(const float* q, const KvView& k, const KvView& v, int64_t n_kv, int64_t kv_head,
+                       int64_t group, int64_t hd, float scale, float* out, float* scratch) {
+  float* scores = scratch;                 // (group, n_kv)
+  float* rowbuf = scratch + group * n_kv;  // kAttentionKeyBlock converted rows
+  const int64_t h0 = kv_head * group, off = kv_head * hd;
+  alignas(32) float qt[kAttentionMaxDims * 8];
+  for (int64_t c0 = 0; c0 < group; c0 += 8) {  // pass 1, 8 heads at a time
+    const int nh = int(std::min<int64_t>(8, group - c0));
+    for (int64_t d = 0; d < hd; ++d)
+      for (int h = 0; h < 8; ++h) qt[8 * d + h] = h < nh ? q[(h0 + c0 + h) * hd + d] : 0.0f;
+    float* s = scores + c0 * n_kv;
+    int64_t j = 0;
+    for (; j + Ops::kKeys <= n_kv; j += Ops::kKeys)
+      Ops::template score_keys<Ops::kKeys>(qt, k, j, off, hd, scale, nh, rowbuf, s, n_kv);
+    for (; j < n_kv; ++j) Ops::template score_keys<1>(qt, k, j, off, hd, scale, nh, rowbuf, s, n_kv);
+  }
+  softmax_heads(scores, group, n_kv, out + h0 * hd, hd);
+  const float* rows[kAttentionKeyBlock];
+  for (int64_t j0 = 0; j0 < n_kv; j0 += kAttentionKeyBlock) {  // pass 2, a block of value rows
+    const int64_t n = std::min(kAttentionKeyBlock, n_kv - j0);
+    for (int64_t i = 0; i < n; ++i) rows[i] = kv_slice(v, j0 + i, off, hd, rowbuf + i * hd);
+    for (int64_t g = 0; g < group; ++g)
+      for (int64_t d = 0; d < hd; d += Ops::kDims)
+        Ops::weigh(int(std::min<int64_t>(Ops::kDims, hd - d)), scores + g * n_kv + j0, rows, n, d,
+                   out + (h0 + g) * hd + d);
+  }
+}
+
+// Whether blocked_attention takes this shape (else the portable code below).
+inline bool blocked_attention_fits(int64_t head_dim, int64_t n_kv) {
+  return head_dim % 8 == 0 && head_dim <= kAttentionMaxDims && n_kv >= 1;
 }
 
 }  // namespace

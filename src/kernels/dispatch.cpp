@@ -39,6 +39,11 @@ EG_DECLARE_ISA(avx512)
 #endif
 #if defined(EDGEGLM_HAVE_ARM_NEON)
 EG_DECLARE_ISA(neon)
+namespace neon {
+void attention_group(const float* q, const KvView& k, const KvView& v, int64_t n_kv,
+                     int64_t kv_head, int64_t group, int64_t head_dim, float scale, float* out,
+                     float* scratch);
+}
 #endif
 #if defined(EDGEGLM_HAVE_ARM_DOTPROD)
 EG_DECLARE_ISA(dotprod)
@@ -288,6 +293,11 @@ void attention_group(const float* q, const KvView& k, const KvView& v, int64_t n
   // Every x86 table above generic implies AVX2 + FMA + F16C.
   if (&active_isa() != &kGeneric)
     return avx2::attention_group(q, k, v, n_kv, kv_head, group, head_dim, scale, out, scratch);
+#endif
+#if defined(EDGEGLM_HAVE_ARM_NEON)
+  // Every aarch64 table above generic (neon, dotprod) has ARMv8.0 Advanced SIMD.
+  if (&active_isa() != &kGeneric)
+    return neon::attention_group(q, k, v, n_kv, kv_head, group, head_dim, scale, out, scratch);
 #endif
   generic::attention_group(q, k, v, n_kv, kv_head, group, head_dim, scale, out, scratch);
 }
