@@ -78,11 +78,20 @@ inline void softmax_heads(float* scores, int64_t group, int64_t n_kv, float* out
 //   Ops::score_keys<NK>(qt, k, j0, off, hd, scale, nh, kbuf, s, ld): scores of heads [0, nh)
 //     (nh <= 8; qt: hd x 8, head h in lane h, other lanes 0) against keys [j0, j0 + NK):
 //     s[h * ld + j] = scale * q_h . k_j (rows converted into kbuf);
-//   Ops::weigh(nd, p, rows, n, dim, o): o[0, nd) += sum over the n keys of p[j] * (rows[j] + dim)[0, nd)
-//     for nd a multiple of 8 up to Ops::kDims.
+//   Ops::weigh_values<NV>(p, rows, n, dim, o): o[0, NV * Ops::kLanes) += sum over the n keys of
+//     p[j] * (rows[j] + dim)[0, NV * Ops::kLanes), for NV vectors up to Ops::kDims / Ops::kLanes.
 // Scores: the queries transposed, so a key's element broadcast against one vector advances every
 // head's score, and Ops::kKeys keys at a time keep that many accumulators in flight. Values:
 // kAttentionKeyBlock rows converted once, then per head Ops::kDims dimensions in registers over them.
+// Ops::weigh_values<nv> for a run-time nv in [1, NV].
+template <class Ops, int NV>
+inline void weigh_vectors(int nv, const float* p, const float* const* rows, int64_t n, int64_t dim, float* o) {
+  if constexpr (NV > 1) {
+    if (nv < NV) return weigh_vectors<Ops, NV - 1>(nv, p, rows, n, dim, o);
+  }
+  Ops::template weigh_values<NV>(p, rows, n, dim, o);
+}
+
 template <class Ops>
 void blocked_attention(const float* q, const KvView& k, const KvView& v, int64_t n_kv, int64_t kv_head,
                        int64_t group, int64_t hd, float scale, float* out, float* scratch) {
@@ -107,8 +116,8 @@ void blocked_attention(const float* q, const KvView& k, const KvView& v, int64_t
     for (int64_t i = 0; i < n; ++i) rows[i] = kv_slice(v, j0 + i, off, hd, rowbuf + i * hd);
     for (int64_t g = 0; g < group; ++g)
       for (int64_t d = 0; d < hd; d += Ops::kDims)
-        Ops::weigh(int(std::min<int64_t>(Ops::kDims, hd - d)), scores + g * n_kv + j0, rows, n, d,
-                   out + (h0 + g) * hd + d);
+        weigh_vectors<Ops, int(Ops::kDims / Ops::kLanes)>(int(std::min<int64_t>(Ops::kDims, hd - d) / Ops::kLanes),
+                                                          scores + g * n_kv + j0, rows, n, d, out + (h0 + g) * hd + d);
   }
 }
 
@@ -147,6 +156,17 @@ void EG_ATTENTION_PORTABLE(const float* q, const KvView& k, const KvView& v, int
     }
   }
 }
+
+#ifdef EG_ATTENTION_BLOCKED
+// The SIMD files' attention_group: blocked_attention where the shape fits, else the portable code.
+template <class Ops>
+void attention_group_with(const float* q, const KvView& k, const KvView& v, int64_t n_kv, int64_t kv_head,
+                          int64_t group, int64_t head_dim, float scale, float* out, float* scratch) {
+  if (!blocked_attention_fits(head_dim, n_kv))
+    return EG_ATTENTION_PORTABLE(q, k, v, n_kv, kv_head, group, head_dim, scale, out, scratch);
+  blocked_attention<Ops>(q, k, v, n_kv, kv_head, group, head_dim, scale, out, scratch);
+}
+#endif
 
 void silu_mul(float* g, const float* u, int64_t n) {
   for (int64_t i = 0; i < n; ++i) g[i] = g[i] / (1.0f + fast_expf(-g[i])) * u[i];

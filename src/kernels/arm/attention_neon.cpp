@@ -7,13 +7,14 @@
 
 #define EG_KERNEL_NS neon
 #define EG_ATTENTION_PORTABLE attention_group_portable
+#define EG_ATTENTION_BLOCKED
 #include "kernels/attention_impl.h"
 
 namespace edgeglm::kernels::neon {
 namespace {
 
 struct NeonOps {
-  static constexpr int64_t kKeys = 8, kDims = 32;
+  static constexpr int64_t kLanes = 4, kKeys = 8, kDims = 32;
   template <int NK>
   static void score_keys(const float* qt, const KvView& k, int64_t j0, int64_t off, int64_t hd, float scale,
                          int nh, float* kbuf, float* s, int64_t ld) {
@@ -50,24 +51,13 @@ struct NeonOps {
     }
     for (int v = 0; v < NV; ++v) vst1q_f32(o + 4 * v, acc[v]);
   }
-
-  static void weigh(int nd, const float* p, const float* const* rows, int64_t n, int64_t dim, float* o) {
-    switch (nd / 8) {  // nd is a multiple of 8 up to kDims
-      case 4: return weigh_values<8>(p, rows, n, dim, o);
-      case 3: return weigh_values<6>(p, rows, n, dim, o);
-      case 2: return weigh_values<4>(p, rows, n, dim, o);
-      default: return weigh_values<2>(p, rows, n, dim, o);
-    }
-  }
 };
 
 }  // namespace
 
 void attention_group(const float* q, const KvView& k, const KvView& v, int64_t n_kv, int64_t kv_head,
                      int64_t group, int64_t head_dim, float scale, float* out, float* scratch) {
-  if (!blocked_attention_fits(head_dim, n_kv))
-    return attention_group_portable(q, k, v, n_kv, kv_head, group, head_dim, scale, out, scratch);
-  blocked_attention<NeonOps>(q, k, v, n_kv, kv_head, group, head_dim, scale, out, scratch);
+  attention_group_with<NeonOps>(q, k, v, n_kv, kv_head, group, head_dim, scale, out, scratch);
 }
 
 }  // namespace edgeglm::kernels::neon

@@ -9,6 +9,7 @@
 
 #define EG_KERNEL_NS avx2
 #define EG_ATTENTION_PORTABLE attention_group_portable
+#define EG_ATTENTION_BLOCKED
 #include "kernels/attention_impl.h"
 
 namespace edgeglm::kernels::avx2 {
@@ -16,7 +17,7 @@ namespace {
 
 // blocked_attention's inner kernels (attention_impl.h) in AVX2 + FMA.
 struct Avx2Ops {
-  static constexpr int64_t kKeys = 8, kDims = 64;
+  static constexpr int64_t kLanes = 8, kKeys = 8, kDims = 64;
   // Scores of heads [0, nh) (nh <= 8; qt: head_dim x 8, head h in lane h, other lanes 0) against
   // keys [j0, j0 + NK): s[h * ld + j] = scale * q_h . k_j.
   template <int NK>
@@ -49,28 +50,13 @@ struct Avx2Ops {
     }
     for (int v = 0; v < NV; ++v) _mm256_storeu_ps(o + 8 * v, acc[v]);
   }
-
-  static void weigh(int nd, const float* p, const float* const* rows, int64_t n, int64_t dim, float* o) {
-    switch (nd / 8) {
-      case 8: return weigh_values<8>(p, rows, n, dim, o);
-      case 7: return weigh_values<7>(p, rows, n, dim, o);
-      case 6: return weigh_values<6>(p, rows, n, dim, o);
-      case 5: return weigh_values<5>(p, rows, n, dim, o);
-      case 4: return weigh_values<4>(p, rows, n, dim, o);
-      case 3: return weigh_values<3>(p, rows, n, dim, o);
-      case 2: return weigh_values<2>(p, rows, n, dim, o);
-      default: return weigh_values<1>(p, rows, n, dim, o);
-    }
-  }
 };
 
 }  // namespace
 
 void attention_group(const float* q, const KvView& k, const KvView& v, int64_t n_kv, int64_t kv_head,
                      int64_t group, int64_t head_dim, float scale, float* out, float* scratch) {
-  if (!blocked_attention_fits(head_dim, n_kv))
-    return attention_group_portable(q, k, v, n_kv, kv_head, group, head_dim, scale, out, scratch);
-  blocked_attention<Avx2Ops>(q, k, v, n_kv, kv_head, group, head_dim, scale, out, scratch);
+  attention_group_with<Avx2Ops>(q, k, v, n_kv, kv_head, group, head_dim, scale, out, scratch);
 }
 
 }  // namespace edgeglm::kernels::avx2
