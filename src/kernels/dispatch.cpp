@@ -271,8 +271,9 @@ void matmul_group(const TensorView* const* ws, float* const* ys, int n_w, const 
   // the end of the others' (ThreadPool::parallel_for_stealing), so a thread that the OS or a noisy
   // neighbour delays does not hold the others up. Pieces are multiples of 16 rows (kernels tile
   // rows by up to 16) and never below the useful minimum of work. Against pieces of a quarter of
-  // a thread's share from one counter, which start a new weight stream at every piece: decode
-  // +5-10% (docs/BENCHMARKS.md, "Decode prefetches restored; one stream per thread").
+  // a thread's share from one counter, which start a new weight stream at every piece, decode was
+  // within noise (docs/BENCHMARKS.md, "Decode prefetches restored, faster attention, one weight
+  // stream per thread"); a delayed thread's tail is now 16 rows, not 1/8 of the matrix.
   const int64_t min_rows = std::max<int64_t>(1, kMinMacsPerThread / (n_in * n_tok));
   const int64_t grain = (min_rows + 15) / 16 * 16;
   pool.parallel_for_stealing(rows, /*step=*/std::max(grain, rows / (8 * nth)), grain, run_rows);

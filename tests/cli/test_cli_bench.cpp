@@ -73,6 +73,20 @@ TEST(CliBench, SyntheticJson) {
   std::filesystem::remove_all(dir);
 }
 
+// The bandwidth is measured before and after the tests (10 passes); the first measurement's buffer
+// (256 MiB here, written by the threads) must not show in the peak RSS of a model of a few MiB.
+TEST(CliBench, BandwidthBufferIsNotInThePeakRss) {
+  const std::string dir = cache_dir();
+  BenchCli r = bench("--synthetic tiny-test --type q4_0 --cache-dir " + dir +
+                     " -p 8 -n 4 -r 1 -t 2 --bw-mib 256 --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["memory_bandwidth"]["passes"], 10);
+  EXPECT_LT(j["peak_rss_bytes"].get<double>(), 128.0 * 1024 * 1024);
+  EXPECT_GT(j["peak_rss_bytes"].get<double>(), 1.0 * 1024 * 1024);
+  std::filesystem::remove_all(dir);
+}
+
 TEST(CliBench, KTypeFallbackIsReported) {
   const std::string dir = cache_dir();
   BenchCli r = bench("--synthetic tiny-test --type q4_k --cache-dir " + dir + " -p 8 -n 4 -r 1 --no-bw");

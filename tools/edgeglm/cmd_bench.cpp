@@ -2,14 +2,17 @@
 // roofline of a model file or of a synthetic model with a real model's shape.
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <map>
 #include <optional>
 
 #include "common.h"
+#include "core/sys_info.h"
 #include "eval/bench.h"
 #include "eval/membw.h"
+#include "eval/report.h"
 #include "eval/synthetic.h"
 
 namespace edgeglm::cli {
@@ -138,11 +141,16 @@ int run(BenchArgs a) {
     if (kTty) std::fprintf(stderr, "\r%-40s\r", "");
     return bw;
   };
+  // The buffer of the first measurement must not count in the reported peak RSS: the peak so far
+  // (the load's) is kept, the kernel's high-water mark is reset after it, and the run's peak is
+  // the larger of the two. Where it cannot be reset, only the measurement after the tests is made.
   std::optional<eval::MemBandwidth> bw_before;
-  if (!a.no_bw) {
+  const size_t peak_before = peak_rss_bytes();
+  if (!a.no_bw && eval::reset_peak_rss()) {
     auto bw = measure_bw();
     if (!bw.ok()) return fail(bw.status());
     bw_before = *bw;
+    eval::reset_peak_rss();
   }
   auto r = eval::run_bench(**m, name, opts, pool, [](const std::string& test, int rep, int reps) {
     if (kTty)
@@ -152,10 +160,11 @@ int run(BenchArgs a) {
   });
   if (kTty) std::fprintf(stderr, "\r%-40s\r", "");
   if (!r.ok()) return fail(r.status());
-  if (bw_before) {
+  r->peak_rss_bytes = std::max(r->peak_rss_bytes, peak_before);
+  if (!a.no_bw) {
     auto bw = measure_bw();
     if (!bw.ok()) return fail(bw.status());
-    eval::apply_roofline(*r, eval::combine(*bw_before, *bw));
+    eval::apply_roofline(*r, bw_before ? eval::combine(*bw_before, *bw) : *bw);
   }
   if (a.json)
     std::printf("%s\n", eval::bench_json(*r).dump(2).c_str());
