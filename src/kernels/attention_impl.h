@@ -73,6 +73,15 @@ inline void softmax_heads(float* scores, int64_t group, int64_t n_kv, float* out
   }
 }
 
+// Ops::weigh_values<nv> for a run-time nv in [1, NV].
+template <class Ops, int NV>
+inline void weigh_vectors(int nv, const float* p, const float* const* rows, int64_t n, int64_t dim, float* o) {
+  if constexpr (NV > 1) {
+    if (nv < NV) return weigh_vectors<Ops, NV - 1>(nv, p, rows, n, dim, o);
+  }
+  Ops::template weigh_values<NV>(p, rows, n, dim, o);
+}
+
 // The blocked attention of the SIMD files (x86/attention_avx2.cpp, arm/attention_neon.cpp), for
 // head dims that are whole multiples of 8 (the caller checks). Ops supplies the two inner kernels:
 //   Ops::score_keys<NK>(qt, k, j0, off, hd, scale, nh, kbuf, s, ld): scores of heads [0, nh)
@@ -83,15 +92,6 @@ inline void softmax_heads(float* scores, int64_t group, int64_t n_kv, float* out
 // Scores: the queries transposed, so a key's element broadcast against one vector advances every
 // head's score, and Ops::kKeys keys at a time keep that many accumulators in flight. Values:
 // kAttentionKeyBlock rows converted once, then per head Ops::kDims dimensions in registers over them.
-// Ops::weigh_values<nv> for a run-time nv in [1, NV].
-template <class Ops, int NV>
-inline void weigh_vectors(int nv, const float* p, const float* const* rows, int64_t n, int64_t dim, float* o) {
-  if constexpr (NV > 1) {
-    if (nv < NV) return weigh_vectors<Ops, NV - 1>(nv, p, rows, n, dim, o);
-  }
-  Ops::template weigh_values<NV>(p, rows, n, dim, o);
-}
-
 template <class Ops>
 void blocked_attention(const float* q, const KvView& k, const KvView& v, int64_t n_kv, int64_t kv_head,
                        int64_t group, int64_t hd, float scale, float* out, float* scratch) {

@@ -59,7 +59,7 @@ struct KvView {
 void attention_group(const float* q, const KvView& k, const KvView& v, int64_t n_kv,
                      int64_t kv_head, int64_t group, int64_t head_dim, float scale, float* out,
                      float* scratch);
-// Keys whose rows an ISA kernel converts to floats at a time (attention_avx2.cpp).
+// Value rows the SIMD attention converts to floats at a time (attention_impl.h, blocked_attention).
 constexpr int64_t kAttentionKeyBlock = 64;
 inline int64_t attention_scratch_floats(int64_t n_ctx, int64_t group, int64_t head_dim) {
   return group * n_ctx + kAttentionKeyBlock * head_dim;
