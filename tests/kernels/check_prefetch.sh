@@ -6,6 +6,7 @@
 #   check_prefetch.sh SOURCE_DIR OBJECT_DIR   (src/kernels and its objects; exit 77 = skipped)
 src=$1 objs=$2
 command -v objdump >/dev/null 2>&1 || { echo "objdump not found: skipped"; exit 77; }
+[ -d "$objs" ] || { echo "no object directory $objs (another CMake generator?): skipped"; exit 77; }
 checked=0 failed=0
 for f in "$src"/*/*.cpp; do
   rel=${f#"$src"/}

@@ -97,7 +97,7 @@ constexpr int64_t kActBlocks = kSuper<F> ? 8 : 1;  // activation blocks per bloc
 // thread, 5632x2048).
 // always_inline: as a call, GCC 12's IPA pure-const pass finds no side effect in a function that
 // only prefetches, marks it const and deletes every call (fef6ba4 lost all the prefetches of this
-// file that way: Q4_0 decode from DRAM 17 GB/s against 22). tests/check_prefetch.sh counts them.
+// file that way: Q4_0 decode from DRAM 17 GB/s against 22). tests/kernels/check_prefetch.sh counts them.
 template <int64_t kCol, int64_t kStep>
 [[gnu::always_inline]] inline void prefetch_column(const uint8_t* p, int64_t pf) {
   if (pf <= 0) return;
