@@ -84,14 +84,28 @@ inline void weigh_vectors(int nv, const float* p, const float* const* rows, int6
 
 // The blocked attention of the SIMD files (x86/attention_avx2.cpp, arm/attention_neon.cpp), for
 // head dims that are whole multiples of 8 (the caller checks). Ops supplies the two inner kernels:
-//   Ops::score_keys<NK>(qt, k, j0, off, hd, scale, nh, kbuf, s, ld): scores of heads [0, nh)
-//     (nh <= 8; qt: hd x 8, head h in lane h, other lanes 0) against keys [j0, j0 + NK):
-//     s[h * ld + j] = scale * q_h . k_j (rows converted into kbuf);
+//   Ops::dot_heads<NK>(qt, kr, hd, lanes): lanes[i][h] = q_h . kr[i] for NK key rows kr (qt:
+//     hd x 8, head h in lane h, other lanes 0);
 //   Ops::weigh_values<NV>(p, rows, n, dim, o): o[0, NV * Ops::kLanes) += sum over the n keys of
 //     p[j] * (rows[j] + dim)[0, NV * Ops::kLanes), for NV vectors up to Ops::kDims / Ops::kLanes.
 // Scores: the queries transposed, so a key's element broadcast against one vector advances every
 // head's score, and Ops::kKeys keys at a time keep that many accumulators in flight. Values:
 // kAttentionKeyBlock rows converted once, then per head Ops::kDims dimensions in registers over them.
+// Scores of heads [0, nh) against keys [j0, j0 + NK): s[h * ld + j] = scale * q_h . k_j (rows
+// converted into kbuf).
+template <class Ops, int NK>
+inline void score_keys(const float* qt, const KvView& k, int64_t j0, int64_t off, int64_t hd, float scale, int nh,
+                       float* kbuf, float* s, int64_t ld) {
+  const float* kr[NK];
+  for (int i = 0; i < NK; ++i) kr[i] = kv_slice(k, j0 + i, off, hd, kbuf + i * hd);
+  alignas(32) float lanes[NK][8];
+  Ops::template dot_heads<NK>(qt, kr, hd, lanes);
+  for (int i = 0; i < NK; ++i)  // whole rows of lanes: one vector multiply each
+    for (int h = 0; h < 8; ++h) lanes[i][h] *= scale;
+  for (int h = 0; h < nh; ++h)
+    for (int i = 0; i < NK; ++i) s[h * ld + j0 + i] = lanes[i][h];
+}
+
 template <class Ops>
 void blocked_attention(const float* q, const KvView& k, const KvView& v, int64_t n_kv, int64_t kv_head,
                        int64_t group, int64_t hd, float scale, float* out, float* scratch) {
@@ -106,8 +120,8 @@ void blocked_attention(const float* q, const KvView& k, const KvView& v, int64_t
     float* s = scores + c0 * n_kv;
     int64_t j = 0;
     for (; j + Ops::kKeys <= n_kv; j += Ops::kKeys)
-      Ops::template score_keys<Ops::kKeys>(qt, k, j, off, hd, scale, nh, rowbuf, s, n_kv);
-    for (; j < n_kv; ++j) Ops::template score_keys<1>(qt, k, j, off, hd, scale, nh, rowbuf, s, n_kv);
+      score_keys<Ops, int(Ops::kKeys)>(qt, k, j, off, hd, scale, nh, rowbuf, s, n_kv);
+    for (; j < n_kv; ++j) score_keys<Ops, 1>(qt, k, j, off, hd, scale, nh, rowbuf, s, n_kv);
   }
   softmax_heads(scores, group, n_kv, out + h0 * hd, hd);
   const float* rows[kAttentionKeyBlock];

@@ -15,12 +15,10 @@ namespace {
 
 struct NeonOps {
   static constexpr int64_t kLanes = 4, kKeys = 8, kDims = 32;
+  // lanes[i][h] = q_h . kr[i] (qt: head_dim x 8, head h in lane h; heads 0..3 and 4..7 apart).
   template <int NK>
-  static void score_keys(const float* qt, const KvView& k, int64_t j0, int64_t off, int64_t hd, float scale,
-                         int nh, float* kbuf, float* s, int64_t ld) {
-    const float* kr[NK];
-    for (int i = 0; i < NK; ++i) kr[i] = kv_slice(k, j0 + i, off, hd, kbuf + i * hd);
-    float32x4_t lo[NK], hi[NK];  // heads 0..3 and 4..7
+  static void dot_heads(const float* qt, const float* const* kr, int64_t hd, float (*lanes)[8]) {
+    float32x4_t lo[NK], hi[NK];
     for (int i = 0; i < NK; ++i) lo[i] = vdupq_n_f32(0.0f), hi[i] = vdupq_n_f32(0.0f);
     for (int64_t d = 0; d < hd; ++d) {
       const float32x4_t q0 = vld1q_f32(qt + 8 * d), q1 = vld1q_f32(qt + 8 * d + 4);
@@ -30,13 +28,7 @@ struct NeonOps {
         hi[i] = vfmaq_n_f32(hi[i], q1, kd);
       }
     }
-    float lanes[NK][8];
-    for (int i = 0; i < NK; ++i) {
-      vst1q_f32(lanes[i], vmulq_n_f32(lo[i], scale));
-      vst1q_f32(lanes[i] + 4, vmulq_n_f32(hi[i], scale));
-    }
-    for (int h = 0; h < nh; ++h)
-      for (int i = 0; i < NK; ++i) s[h * ld + j0 + i] = lanes[i][h];
+    for (int i = 0; i < NK; ++i) vst1q_f32(lanes[i], lo[i]), vst1q_f32(lanes[i] + 4, hi[i]);
   }
 
   // o[0, 4 * NV) += sum over keys j of p[j] * v_j[0, 4 * NV) (v_j = rows[j] + dim).

@@ -18,24 +18,16 @@ namespace {
 // blocked_attention's inner kernels (attention_impl.h) in AVX2 + FMA.
 struct Avx2Ops {
   static constexpr int64_t kLanes = 8, kKeys = 8, kDims = 64;
-  // Scores of heads [0, nh) (nh <= 8; qt: head_dim x 8, head h in lane h, other lanes 0) against
-  // keys [j0, j0 + NK): s[h * ld + j] = scale * q_h . k_j.
+  // lanes[i][h] = q_h . kr[i] (qt: head_dim x 8, head h in lane h).
   template <int NK>
-  static void score_keys(const float* qt, const KvView& k, int64_t j0, int64_t off, int64_t hd, float scale,
-                         int nh, float* kbuf, float* s, int64_t ld) {
-    const float* kr[NK];
-    for (int i = 0; i < NK; ++i) kr[i] = kv_slice(k, j0 + i, off, hd, kbuf + i * hd);
+  static void dot_heads(const float* qt, const float* const* kr, int64_t hd, float (*lanes)[8]) {
     __m256 acc[NK];
     for (int i = 0; i < NK; ++i) acc[i] = _mm256_setzero_ps();
     for (int64_t d = 0; d < hd; ++d) {
       const __m256 qv = _mm256_load_ps(qt + 8 * d);
       for (int i = 0; i < NK; ++i) acc[i] = _mm256_fmadd_ps(_mm256_broadcast_ss(kr[i] + d), qv, acc[i]);
     }
-    alignas(32) float lanes[NK][8];
-    const __m256 sc = _mm256_set1_ps(scale);
-    for (int i = 0; i < NK; ++i) _mm256_store_ps(lanes[i], _mm256_mul_ps(acc[i], sc));
-    for (int h = 0; h < nh; ++h)
-      for (int i = 0; i < NK; ++i) s[h * ld + j0 + i] = lanes[i][h];
+    for (int i = 0; i < NK; ++i) _mm256_store_ps(lanes[i], acc[i]);
   }
 
   // o[0, 8 * NV) += sum over keys j of p[j] * v_j[0, 8 * NV) (v_j = rows[j] + dim).
