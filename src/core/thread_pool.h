@@ -82,13 +82,23 @@ class ThreadPool {
   // for most of the work (a decode matmul streams its weights from DRAM, and a new stream starts
   // the prefetchers over), and a thread the OS delays is relieved at the end. Measured against
   // pieces handed out from one counter (decode of tinyllama Q4_0, 2 threads): docs/BENCHMARKS.md.
+  // As with parallel_for, fn may take the thread's index: fn(begin, end, ith). Items of unequal
+  // cost (causal attention: later tokens see more keys) balance too, as a thread done with its own
+  // range relieves the others from their ends.
   template <class F>
   void parallel_for_stealing(int64_t n, int64_t step, int64_t grain, F&& fn) {
+    auto call = [&](int64_t b, int64_t e, int ith) {
+      if constexpr (std::is_invocable_v<F&, int64_t, int64_t, int>) {
+        fn(b, e, ith);
+      } else {
+        fn(b, e);
+      }
+    };
     if (n <= 0) return;
     grain = grain < 1 ? 1 : grain;
     const int64_t grains = (n + grain - 1) / grain;
     if (n_threads_ == 1 || grains < 2 || grains >= (int64_t(1) << 32)) {
-      fn(int64_t(0), n);
+      call(int64_t(0), n, 0);
       return;
     }
     const uint64_t own_step = uint64_t(step < grain ? 1 : (step + grain - 1) / grain);
@@ -96,15 +106,15 @@ class ThreadPool {
     for (int i = 0; i < nth; ++i)  // before run(): its dispatch publishes them to the workers
       spans_[size_t(i)].v.store(pack_span(uint64_t(grains * i / nth), uint64_t(grains * (i + 1) / nth)),
                                 std::memory_order_relaxed);
-    auto piece = [&](uint64_t lo, uint64_t hi) {
+    auto piece = [&](uint64_t lo, uint64_t hi, int ith) {
       const int64_t e = int64_t(hi) * grain;
-      fn(int64_t(lo) * grain, e < n ? e : n);
+      call(int64_t(lo) * grain, e < n ? e : n, ith);
     };
     run([&](int ith, int) {
       uint64_t lo, hi;
-      while (claim_span(spans_[size_t(ith)].v, own_step, /*front=*/true, lo, hi)) piece(lo, hi);
+      while (claim_span(spans_[size_t(ith)].v, own_step, /*front=*/true, lo, hi)) piece(lo, hi, ith);
       for (int j = 1; j < nth; ++j)
-        while (claim_span(spans_[size_t((ith + j) % nth)].v, 1, /*front=*/false, lo, hi)) piece(lo, hi);
+        while (claim_span(spans_[size_t((ith + j) % nth)].v, 1, /*front=*/false, lo, hi)) piece(lo, hi, ith);
     });
   }
   // Number of hardware threads usable by this process (affinity mask aware).

@@ -41,22 +41,24 @@ void Context::attention(int64_t il, int64_t n) {
   for (int64_t t = 0; t < n; ++t) max_pos = std::max(max_pos, pos_[size_t(t)]);
   // About 2 * n_kv * head_dim * group multiply-adds per pair: small batches stay on this thread.
   const int64_t macs_per_item = 2 * (max_pos + 1) * c.head_dim * group;
-  pool_.parallel_for(
-      items,
-      [&](int64_t b, int64_t e, int ith) {
-        float* scratch = scores_ + int64_t(ith) * scratch_floats;
-        for (int64_t it = b; it < e; ++it) {
-          const int64_t t = it / c.n_head_kv;
-          const int32_t s = seq_[size_t(t)];
-          const k::KvView kc{opts_.kv_type, kv_row(k_cache_, s, il, 0), kv_row_bytes_};
-          const k::KvView vc{opts_.kv_type, kv_row(v_cache_, s, il, 0), kv_row_bytes_};
-          // Token t sits at position pos_[t] of its sequence and sees positions 0 .. pos_[t]
-          // (causal; earlier tokens of the same sequence in this batch are already stored).
-          k::attention_group(q_ + t * c.q_dim(), kc, vc, pos_[size_t(t)] + 1, it % c.n_head_kv,
-                             group, c.head_dim, scale, att_ + t * c.q_dim(), scratch);
-        }
-      },
-      kMinAttentionMacsPerThread / macs_per_item + 1);
+  auto run = [&](int64_t b, int64_t e, int ith) {
+    float* scratch = scores_ + int64_t(ith) * scratch_floats;
+    for (int64_t it = b; it < e; ++it) {
+      const int64_t t = it / c.n_head_kv;
+      const int32_t s = seq_[size_t(t)];
+      const k::KvView kc{opts_.kv_type, kv_row(k_cache_, s, il, 0), kv_row_bytes_};
+      const k::KvView vc{opts_.kv_type, kv_row(v_cache_, s, il, 0), kv_row_bytes_};
+      // Token t sits at position pos_[t] of its sequence and sees positions 0 .. pos_[t]
+      // (causal; earlier tokens of the same sequence in this batch are already stored).
+      k::attention_group(q_ + t * c.q_dim(), kc, vc, pos_[size_t(t)] + 1, it % c.n_head_kv, group,
+                         c.head_dim, scale, att_ + t * c.q_dim(), scratch);
+    }
+  };
+  const int64_t grain = kMinAttentionMacsPerThread / macs_per_item + 1;
+  if (items < 2 * grain) return run(0, items, 0);
+  // A prompt's later tokens see more keys (causal), so equal ranges left the last thread with 3/4
+  // of the work; stealing from the ends of the others' ranges balances it.
+  pool_.parallel_for_stealing(items, /*step=*/1, grain, run);
 }
 
 void Context::forward(int64_t n, int64_t n_out) {

@@ -55,3 +55,29 @@ TEST(ThreadPoolStealing, DelayedThreadIsRelievedFromTheBack) {
   for (int64_t i = prefix; i < n / 2; ++i) EXPECT_NE(who[static_cast<size_t>(i)], caller) << i;
   for (int64_t i = n / 2; i < n; ++i) EXPECT_NE(who[static_cast<size_t>(i)], caller) << i;
 }
+
+// fn(begin, end, ith): the index is the calling thread's, stable over its pieces, so per-thread
+// scratch (the attention's score rows) is never shared.
+TEST(ThreadPoolStealing, PiecesCarryTheThreadIndex) {
+  for (int nth : {1, 2, 3}) {
+    ThreadPool pool(nth);
+    constexpr int64_t n = 500;
+    std::vector<int> owner(static_cast<size_t>(n), -1);
+    std::vector<std::thread::id> tid_of(static_cast<size_t>(nth));
+    std::mutex mu;
+    int bad = 0;
+    pool.parallel_for_stealing(n, /*step=*/1, /*grain=*/1, [&](int64_t b, int64_t e, int ith) {
+      std::lock_guard<std::mutex> lock(mu);
+      if (ith < 0 || ith >= nth) {
+        ++bad;
+        return;
+      }
+      auto& id = tid_of[static_cast<size_t>(ith)];
+      if (id == std::thread::id()) id = std::this_thread::get_id();
+      if (id != std::this_thread::get_id()) ++bad;  // two threads under one index
+      for (int64_t i = b; i < e; ++i) owner[static_cast<size_t>(i)] = ith;
+    });
+    EXPECT_EQ(bad, 0) << "nth " << nth;
+    for (int64_t i = 0; i < n; ++i) EXPECT_GE(owner[static_cast<size_t>(i)], 0) << i;
+  }
+}
