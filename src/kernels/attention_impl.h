@@ -24,7 +24,7 @@
 namespace edgeglm::kernels::EG_KERNEL_NS {
 namespace {
 
-constexpr int64_t kAttentionMaxDims = 1024;  // blocked_attention's transposed queries (32 KiB)
+constexpr int64_t kAttentionMaxDims = 1024;  // the widest head blocked_attention takes
 
 #include "kernels/f16_row_impl.h"
 
@@ -57,20 +57,25 @@ inline float dot(const float* a, const float* b, int64_t n) {
   return s;
 }
 
-// Softmax of each of the group's score rows (n_kv each) in place, and their outputs (head_dim
-// floats each, from `outs`) zeroed for the weighted sum.
-inline void softmax_heads(float* scores, int64_t group, int64_t n_kv, float* outs, int64_t head_dim) {
-  for (int64_t g = 0; g < group; ++g) {
-    float* s = scores + g * n_kv;
-    float mx = -INFINITY;
-    for (int64_t j = 0; j < n_kv; ++j) mx = s[j] > mx ? s[j] : mx;
-    float sum = 0.0f;
-    for (int64_t j = 0; j < n_kv; ++j) sum += s[j] = fast_expf(s[j] - mx);
-    const float inv = 1.0f / sum;
-    for (int64_t j = 0; j < n_kv; ++j) s[j] *= inv;
-    float* o = outs + g * head_dim;
-    for (int64_t d = 0; d < head_dim; ++d) o[d] = 0.0f;
-  }
+// Softmax of one row of n scores in place. The maximum and the sum keep 8 partial results and the
+// exponentials have a loop of their own, so the compiler vectorizes all three (one loop computing
+// and summing them stays scalar: a float sum is not reordered without -ffast-math).
+inline void softmax_row(float* s, int64_t n) {
+  float m8[8], a8[8] = {};
+  for (float& m : m8) m = -INFINITY;
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8)
+    for (int i = 0; i < 8; ++i) m8[i] = s[j + i] > m8[i] ? s[j + i] : m8[i];
+  float mx = std::max(std::max(std::max(m8[0], m8[1]), std::max(m8[2], m8[3])),
+                      std::max(std::max(m8[4], m8[5]), std::max(m8[6], m8[7])));
+  for (; j < n; ++j) mx = s[j] > mx ? s[j] : mx;
+  for (j = 0; j < n; ++j) s[j] = fast_expf(s[j] - mx);
+  for (j = 0; j + 8 <= n; j += 8)
+    for (int i = 0; i < 8; ++i) a8[i] += s[j + i];
+  float sum = ((a8[0] + a8[1]) + (a8[2] + a8[3])) + ((a8[4] + a8[5]) + (a8[6] + a8[7]));
+  for (; j < n; ++j) sum += s[j];
+  const float inv = 1.0f / sum;
+  for (j = 0; j < n; ++j) s[j] *= inv;
 }
 
 // Ops::weigh_values<nv> for a run-time nv in [1, NV].
@@ -82,75 +87,95 @@ inline void weigh_vectors(int nv, const float* p, const float* const* rows, int6
   Ops::template weigh_values<NV>(p, rows, n, dim, o);
 }
 
-// The blocked attention of the SIMD files (x86/attention_avx2.cpp, arm/attention_neon.cpp), for
-// head dims that are whole multiples of 8 (the caller checks). Ops supplies the two inner kernels:
-//   Ops::dot_heads<NK>(qt, kr, hd, lanes): lanes[i][h] = q_h . kr[i] for NK key rows kr (qt:
-//     hd x 8, head h in lane h, other lanes 0);
-//   Ops::weigh_values<NV>(p, rows, n, dim, o): o[0, NV * Ops::kLanes) += sum over the n keys of
-//     p[j] * (rows[j] + dim)[0, NV * Ops::kLanes), for NV vectors up to Ops::kDims / Ops::kLanes.
-// Scores: the queries transposed, so a key's element broadcast against one vector advances every
-// head's score, and Ops::kKeys keys at a time keep that many accumulators in flight. Values:
-// kAttentionKeyBlock rows converted once, then per head Ops::kDims dimensions in registers over them.
-// Scores of heads [0, nh) against keys [j0, j0 + NK): s[h * ld + j] = scale * q_h . k_j (rows
-// converted into kbuf).
+// Scores of the nh rows of a vector of 8 (queries transposed in qt) against NK converted key rows
+// kr: s[h * ld + i] = scale * q_h . kr[i].
 template <class Ops, int NK>
-inline void score_keys(const float* qt, const KvView& k, int64_t j0, int64_t off, int64_t hd, float scale, int nh,
-                       float* kbuf, float* s, int64_t ld) {
-  const float* kr[NK];
-  for (int i = 0; i < NK; ++i) kr[i] = kv_slice(k, j0 + i, off, hd, kbuf + i * hd);
+inline void score_keys(const float* qt, const float* const* kr, int64_t hd, float scale, int nh, float* s,
+                       int64_t ld) {
   alignas(32) float lanes[NK][8];
   Ops::template dot_heads<NK>(qt, kr, hd, lanes);
   for (int i = 0; i < NK; ++i)  // whole rows of lanes: one vector multiply each
     for (int h = 0; h < 8; ++h) lanes[i][h] *= scale;
   for (int h = 0; h < nh; ++h)
-    for (int i = 0; i < NK; ++i) s[h * ld + j0 + i] = lanes[i][h];
+    for (int i = 0; i < NK; ++i) s[h * ld + i] = lanes[i][h];
 }
 
+// The blocked attention of the SIMD files (x86/attention_avx2.cpp, arm/attention_neon.cpp), for
+// head dims that are whole multiples of 8 (the caller checks). Ops supplies the two inner kernels:
+//   Ops::dot_heads<NK>(qt, kr, hd, lanes): lanes[i][h] = q_h . kr[i] for NK key rows kr (qt:
+//     hd x 8, row h in lane h, unused lanes 0);
+//   Ops::weigh_values<NV>(p, rows, n, dim, o): o[0, NV * Ops::kLanes) += sum over the n keys of
+//     p[j] * (rows[j] + dim)[0, NV * Ops::kLanes), for NV vectors up to Ops::kDims / Ops::kLanes.
+// The query rows are the run's tokens x the group's heads (row r: token r / group, head r % group),
+// transposed in vectors of 8 rows. Scores: each block of kAttentionKeyBlock key rows is converted
+// once, then every vector of rows that sees any of them scores them, a key's element broadcast
+// against the vector advancing 8 rows' scores, Ops::kKeys keys in flight. A vector's rows score the
+// keys of its longest row; each row's softmax and sum take only its own (causal). Values: each
+// block of rows converted once, then per query row Ops::kDims dimensions in registers over them.
 template <class Ops>
-void blocked_attention(const float* q, const KvView& k, const KvView& v, int64_t n_kv, int64_t kv_head,
-                       int64_t group, int64_t hd, float scale, float* out, float* scratch) {
-  float* scores = scratch;                 // (group, n_kv)
-  float* rowbuf = scratch + group * n_kv;  // kAttentionKeyBlock converted rows
+void blocked_attention(const float* q, int64_t ldq, const KvView& k, const KvView& v, const int64_t* n_kv,
+                       int64_t nt, int64_t kv_head, int64_t group, int64_t hd, float scale, float* out,
+                       float* scratch) {
+  const int64_t rows = nt * group, vecs = (rows + 7) / 8;
+  int64_t ld = 0;  // the longest row: score rows' stride
+  for (int64_t i = 0; i < nt; ++i) ld = std::max(ld, n_kv[i]);
+  float* scores = scratch;  // (rows, ld)
+  float* qt = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(scores + rows * ld) + 31) & ~uintptr_t(31));
+  float* buf = qt + vecs * 8 * hd;  // kAttentionKeyBlock converted rows
   const int64_t h0 = kv_head * group, off = kv_head * hd;
-  alignas(32) float qt[kAttentionMaxDims * 8];
-  for (int64_t c0 = 0; c0 < group; c0 += 8) {  // pass 1, 8 heads at a time
-    const int nh = int(std::min<int64_t>(8, group - c0));
-    for (int64_t d = 0; d < hd; ++d)
-      for (int h = 0; h < 8; ++h) qt[8 * d + h] = h < nh ? q[(h0 + c0 + h) * hd + d] : 0.0f;
-    float* s = scores + c0 * n_kv;
-    int64_t j = 0;
-    for (; j + Ops::kKeys <= n_kv; j += Ops::kKeys)
-      score_keys<Ops, int(Ops::kKeys)>(qt, k, j, off, hd, scale, nh, rowbuf, s, n_kv);
-    for (; j < n_kv; ++j) score_keys<Ops, 1>(qt, k, j, off, hd, scale, nh, rowbuf, s, n_kv);
+  auto row_at = [&](int64_t r) { return (r / group) * ldq + (h0 + r % group) * hd; };
+  auto row_n = [&](int64_t r) { return n_kv[r / group]; };
+  for (int64_t c = 0; c < vecs; ++c) {
+    float* t = qt + c * 8 * hd;
+    for (int h = 0; h < 8; ++h) {
+      const int64_t r = 8 * c + h;
+      const float* qr = r < rows ? q + row_at(r) : nullptr;
+      for (int64_t d = 0; d < hd; ++d) t[8 * d + h] = qr ? qr[d] : 0.0f;
+    }
   }
-  softmax_heads(scores, group, n_kv, out + h0 * hd, hd);
-  const float* rows[kAttentionKeyBlock];
-  for (int64_t j0 = 0; j0 < n_kv; j0 += kAttentionKeyBlock) {  // pass 2, a block of value rows
-    const int64_t n = std::min(kAttentionKeyBlock, n_kv - j0);
-    for (int64_t i = 0; i < n; ++i) rows[i] = kv_slice(v, j0 + i, off, hd, rowbuf + i * hd);
-    for (int64_t g = 0; g < group; ++g)
+  const float* kr[kAttentionKeyBlock];
+  for (int64_t j0 = 0; j0 < ld; j0 += kAttentionKeyBlock) {  // pass 1: scores
+    const int64_t nb = std::min(kAttentionKeyBlock, ld - j0);
+    for (int64_t i = 0; i < nb; ++i) kr[i] = kv_slice(k, j0 + i, off, hd, buf + i * hd);
+    for (int64_t c = 0; c < vecs; ++c) {
+      const int nh = int(std::min<int64_t>(8, rows - 8 * c));
+      int64_t n = 0;
+      for (int h = 0; h < nh; ++h) n = std::max(n, row_n(8 * c + h));
+      const int64_t m = std::min(nb, n - j0);
+      const float* t = qt + c * 8 * hd;
+      float* s = scores + 8 * c * ld + j0;
+      int64_t j = 0;
+      for (; j + Ops::kKeys <= m; j += Ops::kKeys)
+        score_keys<Ops, int(Ops::kKeys)>(t, kr + j, hd, scale, nh, s + j, ld);
+      for (; j < m; ++j) score_keys<Ops, 1>(t, kr + j, hd, scale, nh, s + j, ld);
+    }
+  }
+  for (int64_t r = 0; r < rows; ++r) {
+    softmax_row(scores + r * ld, row_n(r));
+    std::fill_n(out + row_at(r), hd, 0.0f);
+  }
+  for (int64_t j0 = 0; j0 < ld; j0 += kAttentionKeyBlock) {  // pass 2: values
+    const int64_t nb = std::min(kAttentionKeyBlock, ld - j0);
+    for (int64_t i = 0; i < nb; ++i) kr[i] = kv_slice(v, j0 + i, off, hd, buf + i * hd);
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t n = std::min(nb, row_n(r) - j0);
+      if (n <= 0) continue;
+      float* o = out + row_at(r);
       for (int64_t d = 0; d < hd; d += Ops::kDims)
         weigh_vectors<Ops, int(Ops::kDims / Ops::kLanes)>(int(std::min<int64_t>(Ops::kDims, hd - d) / Ops::kLanes),
-                                                          scores + g * n_kv + j0, rows, n, d, out + (h0 + g) * hd + d);
+                                                          scores + r * ld + j0, kr, n, d, o + d);
+    }
   }
 }
 
 // Whether blocked_attention takes this shape (else the portable code below).
-inline bool blocked_attention_fits(int64_t head_dim, int64_t n_kv) {
-  return head_dim % 8 == 0 && head_dim <= kAttentionMaxDims && n_kv >= 1;
-}
+inline bool blocked_attention_fits(int64_t head_dim) { return head_dim % 8 == 0 && head_dim <= kAttentionMaxDims; }
 
-}  // namespace
-
-// An ISA file with an attention of its own names this one EG_ATTENTION_PORTABLE (its fallback).
-#ifndef EG_ATTENTION_PORTABLE
-#define EG_ATTENTION_PORTABLE attention_group
-#endif
-void EG_ATTENTION_PORTABLE(const float* q, const KvView& k, const KvView& v, int64_t n_kv,
-                           int64_t kv_head, int64_t group, int64_t head_dim, float scale, float* out,
-                           float* scratch) {
-  float* scores = scratch;                 // (group, n_kv)
-  float* row = scratch + group * n_kv;     // one decoded head slice
+// One token of the portable attention (the scalar twin, and the SIMD files' fallback).
+inline void portable_attention(const float* q, const KvView& k, const KvView& v, int64_t n_kv, int64_t kv_head,
+                               int64_t group, int64_t head_dim, float scale, float* out, float* scratch) {
+  float* scores = scratch;              // (group, n_kv)
+  float* row = scratch + group * n_kv;  // one decoded head slice
   const int64_t h0 = kv_head * group;
   const int64_t off = kv_head * head_dim;
   // Pass 1: every key row is read (and decoded) once for all query heads of the group.
@@ -159,7 +184,10 @@ void EG_ATTENTION_PORTABLE(const float* q, const KvView& k, const KvView& v, int
     for (int64_t g = 0; g < group; ++g)
       scores[g * n_kv + j] = dot(q + (h0 + g) * head_dim, kj, head_dim) * scale;
   }
-  softmax_heads(scores, group, n_kv, out + h0 * head_dim, head_dim);
+  for (int64_t g = 0; g < group; ++g) {
+    softmax_row(scores + g * n_kv, n_kv);
+    std::fill_n(out + (h0 + g) * head_dim, head_dim, 0.0f);
+  }
   // Pass 2: every value row once, accumulated into each head's output with its weight.
   for (int64_t j = 0; j < n_kv; ++j) {
     const float* vj = kv_slice(v, j, off, head_dim, row);
@@ -171,14 +199,28 @@ void EG_ATTENTION_PORTABLE(const float* q, const KvView& k, const KvView& v, int
   }
 }
 
+}  // namespace
+
+// An ISA file with an attention of its own names this one EG_ATTENTION_PORTABLE (its fallback).
+#ifndef EG_ATTENTION_PORTABLE
+#define EG_ATTENTION_PORTABLE attention_tokens
+#endif
+void EG_ATTENTION_PORTABLE(const float* q, int64_t ldq, const KvView& k, const KvView& v, const int64_t* n_kv,
+                           int64_t nt, int64_t kv_head, int64_t group, int64_t head_dim, float scale, float* out,
+                           float* scratch) {
+  for (int64_t i = 0; i < nt; ++i)
+    portable_attention(q + i * ldq, k, v, n_kv[i], kv_head, group, head_dim, scale, out + i * ldq, scratch);
+}
+
 #ifdef EG_ATTENTION_BLOCKED
-// The SIMD files' attention_group: blocked_attention where the shape fits, else the portable code.
+// The SIMD files' attention_tokens: blocked_attention where the shape fits, else the portable code.
 template <class Ops>
-void attention_group_with(const float* q, const KvView& k, const KvView& v, int64_t n_kv, int64_t kv_head,
-                          int64_t group, int64_t head_dim, float scale, float* out, float* scratch) {
-  if (!blocked_attention_fits(head_dim, n_kv))
-    return EG_ATTENTION_PORTABLE(q, k, v, n_kv, kv_head, group, head_dim, scale, out, scratch);
-  blocked_attention<Ops>(q, k, v, n_kv, kv_head, group, head_dim, scale, out, scratch);
+void attention_tokens_with(const float* q, int64_t ldq, const KvView& k, const KvView& v, const int64_t* n_kv,
+                           int64_t nt, int64_t kv_head, int64_t group, int64_t head_dim, float scale, float* out,
+                           float* scratch) {
+  if (!blocked_attention_fits(head_dim))
+    return EG_ATTENTION_PORTABLE(q, ldq, k, v, n_kv, nt, kv_head, group, head_dim, scale, out, scratch);
+  blocked_attention<Ops>(q, ldq, k, v, n_kv, nt, kv_head, group, head_dim, scale, out, scratch);
 }
 #endif
 

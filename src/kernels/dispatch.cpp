@@ -15,9 +15,9 @@ namespace edgeglm::kernels {
 // Each ISA build defines its table in its own directory (compiled with its own flags).
 namespace generic {
 void silu_mul(float* g, const float* u, int64_t n);
-void attention_group(const float* q, const KvView& k, const KvView& v, int64_t n_kv,
-                     int64_t kv_head, int64_t group, int64_t head_dim, float scale, float* out,
-                     float* scratch);
+void attention_tokens(const float* q, int64_t ldq, const KvView& k, const KvView& v, const int64_t* n_kv,
+                      int64_t nt, int64_t kv_head, int64_t group, int64_t head_dim, float scale, float* out,
+                      float* scratch);
 FormatKernels format(DType t);
 float dot_f32(const float* a, const float* b, int64_t n);
 }  // namespace generic
@@ -29,9 +29,9 @@ float dot_f32(const float* a, const float* b, int64_t n);
 EG_DECLARE_ISA(avx2)
 namespace avx2 {
 void silu_mul(float* g, const float* u, int64_t n);
-void attention_group(const float* q, const KvView& k, const KvView& v, int64_t n_kv,
-                     int64_t kv_head, int64_t group, int64_t head_dim, float scale, float* out,
-                     float* scratch);
+void attention_tokens(const float* q, int64_t ldq, const KvView& k, const KvView& v, const int64_t* n_kv,
+                      int64_t nt, int64_t kv_head, int64_t group, int64_t head_dim, float scale, float* out,
+                      float* scratch);
 }
 #endif
 #if defined(EDGEGLM_HAVE_X86_AVX512)
@@ -40,9 +40,9 @@ EG_DECLARE_ISA(avx512)
 #if defined(EDGEGLM_HAVE_ARM_NEON)
 EG_DECLARE_ISA(neon)
 namespace neon {
-void attention_group(const float* q, const KvView& k, const KvView& v, int64_t n_kv,
-                     int64_t kv_head, int64_t group, int64_t head_dim, float scale, float* out,
-                     float* scratch);
+void attention_tokens(const float* q, int64_t ldq, const KvView& k, const KvView& v, const int64_t* n_kv,
+                      int64_t nt, int64_t kv_head, int64_t group, int64_t head_dim, float scale, float* out,
+                      float* scratch);
 }
 #endif
 #if defined(EDGEGLM_HAVE_ARM_DOTPROD)
@@ -287,20 +287,20 @@ void matmul(const TensorView& w, const float* x, int64_t n_tok, float* y, Thread
 
 float dot_f32(const float* a, const float* b, int64_t n) { return active_isa().dot_f32(a, b, n); }
 
-void attention_group(const float* q, const KvView& k, const KvView& v, int64_t n_kv,
-                     int64_t kv_head, int64_t group, int64_t head_dim, float scale, float* out,
-                     float* scratch) {
+void attention_tokens(const float* q, int64_t ldq, const KvView& k, const KvView& v, const int64_t* n_kv,
+                      int64_t nt, int64_t kv_head, int64_t group, int64_t head_dim, float scale, float* out,
+                      float* scratch) {
 #if defined(EDGEGLM_HAVE_X86_AVX2)
   // Every x86 table above generic implies AVX2 + FMA + F16C.
   if (&active_isa() != &kGeneric)
-    return avx2::attention_group(q, k, v, n_kv, kv_head, group, head_dim, scale, out, scratch);
+    return avx2::attention_tokens(q, ldq, k, v, n_kv, nt, kv_head, group, head_dim, scale, out, scratch);
 #endif
 #if defined(EDGEGLM_HAVE_ARM_NEON)
   // Every aarch64 table above generic (neon, dotprod) has ARMv8.0 Advanced SIMD.
   if (&active_isa() != &kGeneric)
-    return neon::attention_group(q, k, v, n_kv, kv_head, group, head_dim, scale, out, scratch);
+    return neon::attention_tokens(q, ldq, k, v, n_kv, nt, kv_head, group, head_dim, scale, out, scratch);
 #endif
-  generic::attention_group(q, k, v, n_kv, kv_head, group, head_dim, scale, out, scratch);
+  generic::attention_tokens(q, ldq, k, v, n_kv, nt, kv_head, group, head_dim, scale, out, scratch);
 }
 
 void silu_mul(float* g, const float* u, int64_t n) {

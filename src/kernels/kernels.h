@@ -52,17 +52,31 @@ struct KvView {
   size_t row_bytes = 0;
 };
 
-// One query token's heads of kv group `kv_head` (query heads kv_head*group .. +group) attending to
-// positions [0, n_kv): scores, softmax, weighted sum of values. Every cache row is read once per
-// token for the whole group (grouped-query attention shares it).
-//   q, out: (n_head, head_dim) of this token     scratch: attention_scratch_floats(...) floats
-void attention_group(const float* q, const KvView& k, const KvView& v, int64_t n_kv,
-                     int64_t kv_head, int64_t group, int64_t head_dim, float scale, float* out,
-                     float* scratch);
-// Value rows the SIMD attention converts to floats at a time (attention_impl.h, blocked_attention).
+// A run of n_tok tokens of one sequence against kv group `kv_head` (query heads kv_head*group ..
+// +group): scores, softmax, weighted sum of values. Token i's heads are at q + i * ldq ((n_head,
+// head_dim) as one token's q), it sees cache positions [0, n_kv[i]) (n_kv[i] >= 1: causal), and
+// its outputs go to out + i * ldq. The SIMD tables convert each cache row once for all the run's
+// query rows (tokens x group heads), so a prompt's tokens share it as grouped-query heads do.
+//   scratch: attention_scratch_floats(max n_kv, n_tok * group, head_dim) floats
+void attention_tokens(const float* q, int64_t ldq, const KvView& k, const KvView& v, const int64_t* n_kv,
+                      int64_t n_tok, int64_t kv_head, int64_t group, int64_t head_dim, float scale, float* out,
+                      float* scratch);
+// One token: attention_tokens of a run of one.
+//   q, out: (n_head, head_dim) of this token     scratch: attention_scratch_floats(n_kv, group, ...)
+inline void attention_group(const float* q, const KvView& k, const KvView& v, int64_t n_kv, int64_t kv_head,
+                            int64_t group, int64_t head_dim, float scale, float* out, float* scratch) {
+  attention_tokens(q, 0, k, v, &n_kv, 1, kv_head, group, head_dim, scale, out, scratch);
+}
+// Cache rows the SIMD attention converts to floats at a time (attention_impl.h, blocked_attention).
 constexpr int64_t kAttentionKeyBlock = 64;
-inline int64_t attention_scratch_floats(int64_t n_ctx, int64_t group, int64_t head_dim) {
-  return group * n_ctx + kAttentionKeyBlock * head_dim;
+// Query rows (tokens x heads of a group) worth one pass over the cache: 4 vectors of 8 heads.
+constexpr int64_t kAttentionRows = 32;
+// Tokens of one sequence per attention_tokens call during a prompt: about kAttentionRows rows.
+inline int64_t attention_token_block(int64_t group) { return group >= kAttentionRows ? 1 : kAttentionRows / group; }
+// Scratch of attention_tokens for up to `rows` query rows over up to n_ctx positions: their scores,
+// the queries transposed in vectors of 8 rows, one block of converted cache rows, and alignment.
+inline int64_t attention_scratch_floats(int64_t n_ctx, int64_t rows, int64_t head_dim) {
+  return rows * n_ctx + ((rows + 7) / 8 * 8 + kAttentionKeyBlock) * head_dim + 8;
 }
 
 }  // namespace edgeglm::kernels

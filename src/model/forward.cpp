@@ -35,25 +35,37 @@ void Context::attention(int64_t il, int64_t n) {
   const ModelConfig& c = config_;
   const float scale = 1.0f / std::sqrt(float(c.head_dim));
   const int64_t group = c.n_head / c.n_head_kv;
-  const int64_t scratch_floats = k::attention_scratch_floats(opts_.n_ctx, group, c.head_dim);
-  const int64_t items = n * c.n_head_kv;  // (token, kv head) pairs
+  const int64_t block = std::min(k::attention_token_block(group), opts_.n_ubatch);
+  const int64_t scratch_floats = k::attention_scratch_floats(opts_.n_ctx, block * group, c.head_dim);
+  // Runs of consecutive tokens of one sequence, up to `block` tokens: each run reads its
+  // sequence's cache once for all its query rows. Token t sits at position pos_[t] of its sequence
+  // and sees positions 0 .. pos_[t] (causal; earlier tokens of the same sequence in this batch are
+  // already stored).
+  att_runs_.clear();
   int64_t max_pos = 0;
-  for (int64_t t = 0; t < n; ++t) max_pos = std::max(max_pos, pos_[size_t(t)]);
-  // About 2 * n_kv * head_dim * group multiply-adds per pair: small batches stay on this thread.
-  const int64_t macs_per_item = 2 * (max_pos + 1) * c.head_dim * group;
+  for (int64_t t = 0; t < n; ++t) {
+    att_n_[size_t(t)] = pos_[size_t(t)] + 1;
+    max_pos = std::max(max_pos, pos_[size_t(t)]);
+    if (att_runs_.empty() || seq_[size_t(t)] != seq_[size_t(t - 1)] || t - att_runs_.back() == block)
+      att_runs_.push_back(t);
+  }
+  att_runs_.push_back(n);
+  const int64_t runs = int64_t(att_runs_.size()) - 1;
+  const int64_t items = runs * c.n_head_kv;  // (run, kv head) pairs
   auto run = [&](int64_t b, int64_t e, int ith) {
     float* scratch = scores_ + int64_t(ith) * scratch_floats;
     for (int64_t it = b; it < e; ++it) {
-      const int64_t t = it / c.n_head_kv;
-      const int32_t s = seq_[size_t(t)];
+      const int64_t r = it / c.n_head_kv, t0 = att_runs_[size_t(r)], nt = att_runs_[size_t(r + 1)] - t0;
+      const int32_t s = seq_[size_t(t0)];
       const k::KvView kc{opts_.kv_type, kv_row(k_cache_, s, il, 0), kv_row_bytes_};
       const k::KvView vc{opts_.kv_type, kv_row(v_cache_, s, il, 0), kv_row_bytes_};
-      // Token t sits at position pos_[t] of its sequence and sees positions 0 .. pos_[t]
-      // (causal; earlier tokens of the same sequence in this batch are already stored).
-      k::attention_group(q_ + t * c.q_dim(), kc, vc, pos_[size_t(t)] + 1, it % c.n_head_kv, group,
-                         c.head_dim, scale, att_ + t * c.q_dim(), scratch);
+      k::attention_tokens(q_ + t0 * c.q_dim(), c.q_dim(), kc, vc, &att_n_[size_t(t0)], nt, it % c.n_head_kv,
+                          group, c.head_dim, scale, att_ + t0 * c.q_dim(), scratch);
     }
   };
+  // About 2 * n_kv * head_dim * group multiply-adds per token and kv head: small batches stay on
+  // this thread.
+  const int64_t macs_per_item = 2 * (max_pos + 1) * c.head_dim * group * ((n + runs - 1) / runs);
   const int64_t grain = kMinAttentionMacsPerThread / macs_per_item + 1;
   if (items < 2 * grain) return run(0, items, 0);
   // A prompt's later tokens see more keys (causal), so equal ranges left the last thread with 3/4

@@ -66,6 +66,12 @@ size_t kv_bytes(const ModelConfig& c, const ContextOptions& opts) {  // K or V, 
          dtype_row_bytes(opts.kv_type, c.kv_dim());
 }
 
+// Query rows of one attention call: a run of up to attention_token_block tokens x the group.
+int64_t attention_rows(const ModelConfig& c, const ContextOptions& opts) {
+  const int64_t group = c.n_head / c.n_head_kv;
+  return std::min(kernels::attention_token_block(group), opts.n_ubatch) * group;
+}
+
 // Floats of each arena buffer, in the order Context::create hands them out.
 std::array<size_t, kNumBuffers> buffer_sizes(const ModelConfig& c, const ContextOptions& opts,
                                              int n_threads) {
@@ -80,7 +86,7 @@ std::array<size_t, kNumBuffers> buffer_sizes(const ModelConfig& c, const Context
           U * size_t(c.n_ff),                       // up
           U * size_t(c.rope.n_rot),                 // rope cos/sin
           size_t(n_threads) * size_t(kernels::attention_scratch_floats(  // attention scratch
-                                  opts.n_ctx, c.n_head / c.n_head_kv, c.head_dim)),
+                                  opts.n_ctx, attention_rows(c, opts), c.head_dim)),
           size_t(logit_rows(opts)) * size_t(c.n_vocab)};  // logits
 }
 
@@ -131,6 +137,8 @@ Result<std::unique_ptr<Context>> Context::create(const Model& model, const Conte
   ctx->tok_.resize(size_t(opts.n_ubatch));
   ctx->seq_.resize(size_t(opts.n_ubatch));
   ctx->pos_.resize(size_t(opts.n_ubatch));
+  ctx->att_n_.resize(size_t(opts.n_ubatch));
+  ctx->att_runs_.reserve(size_t(opts.n_ubatch) + 1);
   ctx->n_logit_rows_ = logit_rows(opts);
   ctx->out_rows_.resize(size_t(ctx->n_logit_rows_));
   return ctx;

@@ -151,6 +151,8 @@ class Context {
   std::vector<int64_t> out_rows_;  // (logit rows) ubatch index of each kept row
   int64_t n_logit_rows_ = 1;
   std::vector<int64_t> scratch_pos_;  // (n_seq) positions while a batch is checked
+  std::vector<int64_t> att_n_;        // (U) positions each staged token sees: pos + 1
+  std::vector<int64_t> att_runs_;     // first token of each attention run, then U's end
   // Activations for one ubatch of U = n_ubatch tokens.
   float* x_ = nullptr;        // (U, n_embd) residual stream
   float* h_ = nullptr;        // (U, n_embd) normed input / block output

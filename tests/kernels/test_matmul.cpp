@@ -339,6 +339,58 @@ INSTANTIATE_TEST_SUITE_P(Kernels, AttentionShapes,
                          ::testing::Values(AttnShape{3, 3, 64, 37}, AttnShape{2, 9, 128, 150},
                                            AttnShape{1, 14, 40, 70}, AttnShape{2, 4, 36, 9},
                                            AttnShape{1, 8, 64, 1}));
+// The cache of one shape and type: its bytes and the values it holds, as floats.
+struct TypedCache {
+  size_t rb = 0;
+  std::vector<uint8_t> kc, vc;
+  std::vector<float> kr, vr;
+};
+static TypedCache make_cache(DType t, const std::vector<float>& k, const std::vector<float>& v, int64_t n_kv,
+                             int64_t kv_dim) {
+  TypedCache c;
+  c.rb = dtype_row_bytes(t, kv_dim);
+  c.kc.resize(c.rb * size_t(n_kv));
+  c.vc.resize(c.rb * size_t(n_kv));
+  c.kr.resize(k.size());
+  c.vr.resize(v.size());
+  for (int64_t j = 0; j < n_kv; ++j) {
+    if (t == DType::F32) {
+      std::memcpy(c.kc.data() + j * c.rb, k.data() + j * kv_dim, c.rb);
+      std::memcpy(c.vc.data() + j * c.rb, v.data() + j * kv_dim, c.rb);
+    } else {
+      quant::quantize_row(t, k.data() + j * kv_dim, c.kc.data() + j * c.rb, kv_dim);
+      quant::quantize_row(t, v.data() + j * kv_dim, c.vc.data() + j * c.rb, kv_dim);
+    }
+    quant::dequantize_row(t, c.kc.data() + j * c.rb, c.kr.data() + j * kv_dim, kv_dim);
+    quant::dequantize_row(t, c.vc.data() + j * c.rb, c.vr.data() + j * kv_dim, kv_dim);
+  }
+  return c;
+}
+
+// Double-precision attention of one token's heads q (n_head, hd) over the first n cache rows.
+static std::vector<double> reference_attention(const float* q, const TypedCache& c, int64_t n, int64_t n_head,
+                                               int64_t group, int64_t hd, int64_t kv_dim, double scale) {
+  std::vector<double> want(size_t(n_head * hd));
+  for (int64_t h = 0; h < n_head; ++h) {
+    const int64_t g = h / group;
+    std::vector<double> s(static_cast<size_t>(n));
+    double mx = -1e300, sum = 0;
+    for (int64_t j = 0; j < n; ++j) {
+      double d = 0;
+      for (int64_t i = 0; i < hd; ++i) d += double(q[h * hd + i]) * c.kr[size_t(j * kv_dim + g * hd + i)];
+      s[size_t(j)] = d * scale;
+      mx = std::max(mx, s[size_t(j)]);
+    }
+    for (auto& x : s) sum += x = std::exp(x - mx);
+    for (int64_t i = 0; i < hd; ++i) {
+      double o = 0;
+      for (int64_t j = 0; j < n; ++j) o += s[size_t(j)] / sum * c.vr[size_t(j * kv_dim + g * hd + i)];
+      want[size_t(h * hd + i)] = o;
+    }
+  }
+  return want;
+}
+
 TEST_P(AttentionShapes, OnTypedCachesMatchesReference) {
   const auto [n_head_kv, group, hd, n_kv] = GetParam();
   const int64_t kv_dim = n_head_kv * hd;
@@ -350,49 +402,63 @@ TEST_P(AttentionShapes, OnTypedCachesMatchesReference) {
   for (auto& x : v) x = nd(rng);
   for (DType t : {DType::F32, DType::F16, DType::Q8_0}) {
     if (t == DType::Q8_0 && hd % 32 != 0) continue;  // a q8_0 cache needs whole blocks per head
-    const size_t rb = dtype_row_bytes(t, kv_dim);
-    std::vector<uint8_t> kc(rb * n_kv), vc(rb * n_kv);
-    std::vector<float> kr(k.size()), vr(v.size());  // what the cache holds, as floats
-    for (int64_t j = 0; j < n_kv; ++j) {
-      if (t == DType::F32) {
-        std::memcpy(kc.data() + j * rb, k.data() + j * kv_dim, rb);
-        std::memcpy(vc.data() + j * rb, v.data() + j * kv_dim, rb);
-      } else {
-        quant::quantize_row(t, k.data() + j * kv_dim, kc.data() + j * rb, kv_dim);
-        quant::quantize_row(t, v.data() + j * kv_dim, vc.data() + j * rb, kv_dim);
-      }
-      quant::dequantize_row(t, kc.data() + j * rb, kr.data() + j * kv_dim, kv_dim);
-      quant::dequantize_row(t, vc.data() + j * rb, vr.data() + j * kv_dim, kv_dim);
-    }
+    const TypedCache c = make_cache(t, k, v, n_kv, kv_dim);
     const float scale = 0.125f;
-    std::vector<double> want(q.size());
-    for (int64_t h = 0; h < n_head_kv * group; ++h) {
-      const int64_t g = h / group;
-      std::vector<double> s(static_cast<size_t>(n_kv));
-      double mx = -1e300, sum = 0;
-      for (int64_t j = 0; j < n_kv; ++j) {
-        double d = 0;
-        for (int64_t i = 0; i < hd; ++i) d += double(q[size_t(h * hd + i)]) * kr[size_t(j * kv_dim + g * hd + i)];
-        s[size_t(j)] = d * scale;
-        mx = std::max(mx, s[size_t(j)]);
-      }
-      for (auto& x : s) sum += x = std::exp(x - mx);
-      for (int64_t i = 0; i < hd; ++i) {
-        double o = 0;
-        for (int64_t j = 0; j < n_kv; ++j) o += s[size_t(j)] / sum * vr[size_t(j * kv_dim + g * hd + i)];
-        want[size_t(h * hd + i)] = o;
-      }
-    }
+    const std::vector<double> want = reference_attention(q.data(), c, n_kv, n_head_kv * group, group, hd, kv_dim, scale);
     for (const kernels::KernelTable* isa : kernels::available_isas()) {
       ASSERT_TRUE(kernels::force_isa(isa->name).is_ok());
       std::vector<float> out(q.size(), NAN);
       std::vector<float> scratch(size_t(kernels::attention_scratch_floats(n_kv, group, hd)));
-      const kernels::KvView kv{t, kc.data(), rb}, vv{t, vc.data(), rb};
+      const kernels::KvView kv{t, c.kc.data(), c.rb}, vv{t, c.vc.data(), c.rb};
       for (int64_t g = 0; g < n_head_kv; ++g)
         kernels::attention_group(q.data(), kv, vv, n_kv, g, group, hd, scale, out.data(), scratch.data());
       for (size_t i = 0; i < out.size(); ++i)
         ASSERT_NEAR(out[i], want[i], 2e-5) << isa->name << " " << dtype_name(t) << " i " << i;
     }
     ASSERT_TRUE(kernels::force_isa(kernels::available_isas().back()->name).is_ok());
+  }
+}
+
+// A run of tokens in one call (a prompt's): each token sees its own number of cache rows, and the
+// run's query rows (tokens x group) fill vectors of 8 across tokens. Lengths: a causal prompt
+// ending at n_kv, then an unordered set (1, the longest, one in between) to check that every row
+// keeps to its own keys.
+TEST_P(AttentionShapes, TokenRunsMatchReference) {
+  const auto [n_head_kv, group, hd, n_kv] = GetParam();
+  const int64_t kv_dim = n_head_kv * hd, qd = n_head_kv * group * hd;
+  const int64_t nt = std::min<int64_t>(n_kv, kernels::attention_token_block(group) + 1);
+  std::mt19937 rng(7);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> q(size_t(nt * qd)), k(size_t(n_kv * kv_dim)), v(k.size());
+  for (auto& x : q) x = nd(rng);
+  for (auto& x : k) x = nd(rng);
+  for (auto& x : v) x = nd(rng);
+  std::vector<std::vector<int64_t>> lengths(2);
+  for (int64_t i = 0; i < nt; ++i) lengths[0].push_back(n_kv - nt + 1 + i);
+  for (int64_t i = 0; i < nt; ++i) lengths[1].push_back(i % 3 == 0 ? n_kv : i % 3 == 1 ? 1 : 1 + n_kv / 2);
+  for (DType t : {DType::F32, DType::F16}) {
+    const TypedCache c = make_cache(t, k, v, n_kv, kv_dim);
+    const float scale = 0.125f;
+    for (const auto& len : lengths) {
+      std::vector<double> want;
+      for (int64_t i = 0; i < nt; ++i) {
+        const auto w = reference_attention(q.data() + i * qd, c, len[size_t(i)], n_head_kv * group, group, hd,
+                                           kv_dim, scale);
+        want.insert(want.end(), w.begin(), w.end());
+      }
+      for (const kernels::KernelTable* isa : kernels::available_isas()) {
+        ASSERT_TRUE(kernels::force_isa(isa->name).is_ok());
+        std::vector<float> out(q.size(), NAN);
+        std::vector<float> scratch(size_t(kernels::attention_scratch_floats(n_kv, nt * group, hd)), NAN);
+        const kernels::KvView kv{t, c.kc.data(), c.rb}, vv{t, c.vc.data(), c.rb};
+        for (int64_t g = 0; g < n_head_kv; ++g)
+          kernels::attention_tokens(q.data(), qd, kv, vv, len.data(), nt, g, group, hd, scale, out.data(),
+                                    scratch.data());
+        for (size_t i = 0; i < out.size(); ++i)
+          ASSERT_NEAR(out[i], want[i], 2e-5) << isa->name << " " << dtype_name(t) << " token " << i / size_t(qd)
+                                             << " i " << i % size_t(qd) << " n " << len[i / size_t(qd)];
+      }
+      ASSERT_TRUE(kernels::force_isa(kernels::available_isas().back()->name).is_ok());
+    }
   }
 }

@@ -1,12 +1,12 @@
 // ARMv8.0-A Advanced SIMD attention (Cortex-A72 and up; the "neon" and "dotprod" tables both use
-// it): blocked_attention (attention_impl.h) with 8 heads in two registers, 8 keys per score step
+// it): blocked_attention (attention_impl.h) with 8 query rows in two registers, 8 keys per score step
 // (16 accumulators of the 32 registers) and 32 dimensions (8 registers) per value step. Head dims
 // not a multiple of 8 take the portable code. Checked against a double-precision reference under
 // qemu (test_matmul); its speed on a board is not measured yet.
 #include <arm_neon.h>
 
 #define EG_KERNEL_NS neon
-#define EG_ATTENTION_PORTABLE attention_group_portable
+#define EG_ATTENTION_PORTABLE attention_tokens_portable
 #define EG_ATTENTION_BLOCKED
 #include "kernels/attention_impl.h"
 
@@ -47,9 +47,10 @@ struct NeonOps {
 
 }  // namespace
 
-void attention_group(const float* q, const KvView& k, const KvView& v, int64_t n_kv, int64_t kv_head,
-                     int64_t group, int64_t head_dim, float scale, float* out, float* scratch) {
-  attention_group_with<NeonOps>(q, k, v, n_kv, kv_head, group, head_dim, scale, out, scratch);
+void attention_tokens(const float* q, int64_t ldq, const KvView& k, const KvView& v, const int64_t* n_kv,
+                      int64_t nt, int64_t kv_head, int64_t group, int64_t head_dim, float scale, float* out,
+                      float* scratch) {
+  attention_tokens_with<NeonOps>(q, ldq, k, v, n_kv, nt, kv_head, group, head_dim, scale, out, scratch);
 }
 
 }  // namespace edgeglm::kernels::neon

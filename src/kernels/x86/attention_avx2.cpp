@@ -1,4 +1,4 @@
-// AVX2 + FMA + F16C attention: blocked_attention (attention_impl.h) with 8 heads in one register,
+// AVX2 + FMA + F16C attention: blocked_attention (attention_impl.h) with 8 query rows in one register,
 // 8 keys per score step and 64 dimensions (8 registers) per value step. The portable code computed
 // each score as a dot product with its own horizontal sum and kept the outputs in memory: about 4
 // GMAC/s, 3% of a tinyllama decode step at 32 positions and most of a 1024-token prefill; this runs
@@ -8,7 +8,7 @@
 #include <immintrin.h>
 
 #define EG_KERNEL_NS avx2
-#define EG_ATTENTION_PORTABLE attention_group_portable
+#define EG_ATTENTION_PORTABLE attention_tokens_portable
 #define EG_ATTENTION_BLOCKED
 #include "kernels/attention_impl.h"
 
@@ -46,9 +46,10 @@ struct Avx2Ops {
 
 }  // namespace
 
-void attention_group(const float* q, const KvView& k, const KvView& v, int64_t n_kv, int64_t kv_head,
-                     int64_t group, int64_t head_dim, float scale, float* out, float* scratch) {
-  attention_group_with<Avx2Ops>(q, k, v, n_kv, kv_head, group, head_dim, scale, out, scratch);
+void attention_tokens(const float* q, int64_t ldq, const KvView& k, const KvView& v, const int64_t* n_kv,
+                      int64_t nt, int64_t kv_head, int64_t group, int64_t head_dim, float scale, float* out,
+                      float* scratch) {
+  attention_tokens_with<Avx2Ops>(q, ldq, k, v, n_kv, nt, kv_head, group, head_dim, scale, out, scratch);
 }
 
 }  // namespace edgeglm::kernels::avx2
