@@ -82,11 +82,24 @@ Status validate_bench_options(const BenchOptions& o) {
   EG_TRY(check(o.gen_lengths, "generation length"));
   if (o.prompt_lengths.empty() && o.gen_lengths.empty())
     return Status::error("bench: no test to run (give a prompt or a generation length)");
+  if (o.depths.empty()) return Status::error("bench: no depth to run the tests at");
+  int64_t longest = 0;
+  for (int64_t n : o.prompt_lengths) longest = std::max(longest, n);
+  for (int64_t n : o.gen_lengths) longest = std::max(longest, n);
+  for (int64_t d : o.depths)
+    if (d < 0 || d > kBenchMaxTokens - longest)
+      return Status::error("bench: depth " + std::to_string(d) + " is out of range (0.." +
+                           std::to_string(kBenchMaxTokens - longest) + ": depth + the longest test may be at most " +
+                           std::to_string(kBenchMaxTokens) + " tokens)");
   if (o.reps < 1 || o.reps > kBenchMaxReps)
     return Status::error("bench: repetitions " + std::to_string(o.reps) + " is out of range (1.." +
                          std::to_string(kBenchMaxReps) + ")");
   if (o.max_ubatch < 1) return Status::error("bench: ubatch must be positive");
   return Status::ok();
+}
+
+std::string bench_test_name(const char* kind, int64_t n_tokens, int64_t depth) {
+  return kind + std::to_string(n_tokens) + (depth > 0 ? "@d" + std::to_string(depth) : std::string());
 }
 
 Stat summarize(const std::vector<double>& v) {
@@ -133,12 +146,13 @@ Result<BenchResult> run_bench(const model::Model& m, const std::string& name,
   r.isa = kernels::active_isa().name;
   r.reps = opts.reps;
 
-  int64_t max_p = 0, max_n = 0;
+  int64_t max_p = 0, max_n = 0, max_d = 0;
   for (int64_t p : opts.prompt_lengths) max_p = std::max(max_p, p);
   for (int64_t n : opts.gen_lengths) max_n = std::max(max_n, n);
+  for (int64_t d : opts.depths) max_d = std::max(max_d, d);
   model::ContextOptions co;
-  co.n_ctx = std::max(max_p, max_n);
-  co.n_ubatch = std::max<int64_t>(1, std::min(max_p, opts.max_ubatch));
+  co.n_ctx = max_d + std::max(max_p, max_n);
+  co.n_ubatch = std::max<int64_t>(1, std::min(std::max(max_p, max_d), opts.max_ubatch));
   co.kv_type = opts.kv_type;
   r.n_ctx = co.n_ctx;
   r.n_ubatch = co.n_ubatch;
@@ -147,60 +161,71 @@ Result<BenchResult> run_bench(const model::Model& m, const std::string& name,
   model::Context& ctx = **ctx_or;
   r.context_bytes = ctx.memory_bytes();
 
-  for (int64_t p : opts.prompt_lengths) {
-    const std::string test = "pp" + std::to_string(p);
-    const std::vector<int32_t> tokens = random_tokens(p, c.n_vocab, opts.seed + uint64_t(p));
-    std::vector<double> tps, ttft;
-    for (int rep = 0; rep <= opts.reps; ++rep) {
-      if (progress) progress(test, rep, opts.reps);
-      ctx.truncate(0);
-      const auto t0 = Clock::now();
-      EG_TRY(ctx.decode(tokens.data(), p).with_context("bench " + test));
-      const double ms = ms_since(t0);
-      if (rep == 0) continue;  // warm-up
-      ttft.push_back(ms);
-      tps.push_back(ms > 0 ? double(p) * 1000.0 / ms : 0.0);
+  for (int64_t depth : opts.depths) {
+    // The context every test of this depth starts from: depth random tokens, decoded once.
+    ctx.truncate(0);
+    if (depth > 0) {
+      if (progress) progress("filling the context to depth " + std::to_string(depth), 0, 0);
+      const std::vector<int32_t> fill = random_tokens(depth, c.n_vocab, opts.seed ^ 0xD0D0D0u);
+      EG_TRY(ctx.decode(fill.data(), depth).with_context("bench: filling the context to depth " + std::to_string(depth)));
     }
-    PrefillRun run;
-    run.n_tokens = p;
-    run.tok_per_s = summarize(tps);
-    run.ttft_ms = summarize(ttft);
-    r.prefill.push_back(run);
-  }
-
-  for (int64_t n : opts.gen_lengths) {
-    const std::string test = "tg" + std::to_string(n);
-    const std::vector<int32_t> tokens = random_tokens(n, c.n_vocab, opts.seed ^ uint64_t(n) << 20);
-    std::vector<double> lat(static_cast<size_t>(n));
-    std::vector<double> tps, mean_ms, p50, p95, p99;
-    for (int rep = 0; rep <= opts.reps; ++rep) {
-      if (progress) progress(test, rep, opts.reps);
-      ctx.truncate(0);
-      double total = 0;
-      for (int64_t i = 0; i < n; ++i) {
+    for (int64_t p : opts.prompt_lengths) {
+      const std::string test = bench_test_name("pp", p, depth);
+      const std::vector<int32_t> tokens = random_tokens(p, c.n_vocab, opts.seed + uint64_t(p));
+      std::vector<double> tps, ttft;
+      for (int rep = 0; rep <= opts.reps; ++rep) {
+        if (progress) progress(test, rep, opts.reps);
+        ctx.truncate(depth);
         const auto t0 = Clock::now();
-        EG_TRY(ctx.decode(&tokens[size_t(i)], 1).with_context("bench " + test));
-        lat[size_t(i)] = ms_since(t0);
-        total += lat[size_t(i)];
+        EG_TRY(ctx.decode(tokens.data(), p).with_context("bench " + test));
+        const double ms = ms_since(t0);
+        if (rep == 0) continue;  // warm-up
+        ttft.push_back(ms);
+        tps.push_back(ms > 0 ? double(p) * 1000.0 / ms : 0.0);
       }
-      if (rep == 0) continue;
-      tps.push_back(total > 0 ? double(n) * 1000.0 / total : 0.0);
-      mean_ms.push_back(total / double(n));
-      p50.push_back(percentile(lat, 50));
-      p95.push_back(percentile(lat, 95));
-      p99.push_back(percentile(lat, 99));
+      PrefillRun run;
+      run.n_tokens = p;
+      run.depth = depth;
+      run.tok_per_s = summarize(tps);
+      run.ttft_ms = summarize(ttft);
+      r.prefill.push_back(run);
     }
-    DecodeRun run;
-    run.n_tokens = n;
-    run.tok_per_s = summarize(tps);
-    run.ms_per_token = summarize(mean_ms);
-    run.p50_ms = summarize(p50);
-    run.p95_ms = summarize(p95);
-    run.p99_ms = summarize(p99);
-    run.mean_kv_positions = double(n + 1) / 2.0;
-    run.bytes_per_token = double(r.model.weight_bytes_per_token) +
-                          double(r.model.kv_bytes_per_position) * run.mean_kv_positions;
-    r.decode.push_back(run);
+
+    for (int64_t n : opts.gen_lengths) {
+      const std::string test = bench_test_name("tg", n, depth);
+      const std::vector<int32_t> tokens = random_tokens(n, c.n_vocab, opts.seed ^ uint64_t(n) << 20);
+      std::vector<double> lat(static_cast<size_t>(n));
+      std::vector<double> tps, mean_ms, p50, p95, p99;
+      for (int rep = 0; rep <= opts.reps; ++rep) {
+        if (progress) progress(test, rep, opts.reps);
+        ctx.truncate(depth);
+        double total = 0;
+        for (int64_t i = 0; i < n; ++i) {
+          const auto t0 = Clock::now();
+          EG_TRY(ctx.decode(&tokens[size_t(i)], 1).with_context("bench " + test));
+          lat[size_t(i)] = ms_since(t0);
+          total += lat[size_t(i)];
+        }
+        if (rep == 0) continue;
+        tps.push_back(total > 0 ? double(n) * 1000.0 / total : 0.0);
+        mean_ms.push_back(total / double(n));
+        p50.push_back(percentile(lat, 50));
+        p95.push_back(percentile(lat, 95));
+        p99.push_back(percentile(lat, 99));
+      }
+      DecodeRun run;
+      run.n_tokens = n;
+      run.depth = depth;
+      run.tok_per_s = summarize(tps);
+      run.ms_per_token = summarize(mean_ms);
+      run.p50_ms = summarize(p50);
+      run.p95_ms = summarize(p95);
+      run.p99_ms = summarize(p99);
+      run.mean_kv_positions = double(depth) + double(n + 1) / 2.0;
+      run.bytes_per_token = double(r.model.weight_bytes_per_token) +
+                            double(r.model.kv_bytes_per_position) * run.mean_kv_positions;
+      r.decode.push_back(run);
+    }
   }
   ctx.truncate(0);
   r.peak_rss_bytes = peak_rss_bytes();
@@ -250,15 +275,17 @@ nlohmann::json bench_json(const BenchResult& r) {
   }
   nlohmann::json tests = nlohmann::json::array();
   for (const PrefillRun& p : r.prefill)
-    tests.push_back({{"test", "pp" + std::to_string(p.n_tokens)},
+    tests.push_back({{"test", bench_test_name("pp", p.n_tokens, p.depth)},
                      {"kind", "prefill"},
                      {"n_tokens", p.n_tokens},
+                     {"depth", p.depth},
                      {"tok_per_s", stat_json(p.tok_per_s)},
                      {"ttft_ms", stat_json(p.ttft_ms)}});
   for (const DecodeRun& d : r.decode) {
-    nlohmann::json t = {{"test", "tg" + std::to_string(d.n_tokens)},
+    nlohmann::json t = {{"test", bench_test_name("tg", d.n_tokens, d.depth)},
                         {"kind", "decode"},
                         {"n_tokens", d.n_tokens},
+                        {"depth", d.depth},
                         {"tok_per_s", stat_json(d.tok_per_s)},
                         {"latency_ms",
                          {{"mean", stat_json(d.ms_per_token)},
@@ -295,11 +322,11 @@ std::string bench_table(const BenchResult& r) {
          " buffer, " + std::to_string(r.bandwidth->passes) + " passes)\n";
   s += "\n";
   char line[256];
-  std::snprintf(line, sizeof line, "%-8s %20s  %s\n", "test", "tok/s", "latency");
+  std::snprintf(line, sizeof line, "%-12s %20s  %s\n", "test", "tok/s", "latency");
   s += line;
   for (const PrefillRun& p : r.prefill) {
-    std::snprintf(line, sizeof line, "%-8s %s  time to first token %s ms\n",
-                  ("pp" + std::to_string(p.n_tokens)).c_str(), pad_left(pm(p.tok_per_s, "%.2f"), 20).c_str(),
+    std::snprintf(line, sizeof line, "%-12s %s  time to first token %s ms\n",
+                  bench_test_name("pp", p.n_tokens, p.depth).c_str(), pad_left(pm(p.tok_per_s, "%.2f"), 20).c_str(),
                   pm(p.ttft_ms, "%.1f").c_str());
     s += line;
   }
@@ -308,8 +335,8 @@ std::string bench_table(const BenchResult& r) {
     if (r.bandwidth)
       roof = fmt("  | %.0f%%", 100 * d.roofline_fraction) +
              fmt(" of roofline %.1f tok/s", d.roofline_tok_per_s);
-    std::snprintf(line, sizeof line, "%-8s %s  p50 %s  p95 %s  p99 %s ms%s\n",
-                  ("tg" + std::to_string(d.n_tokens)).c_str(), pad_left(pm(d.tok_per_s, "%.2f"), 20).c_str(),
+    std::snprintf(line, sizeof line, "%-12s %s  p50 %s  p95 %s  p99 %s ms%s\n",
+                  bench_test_name("tg", d.n_tokens, d.depth).c_str(), pad_left(pm(d.tok_per_s, "%.2f"), 20).c_str(),
                   pm(d.p50_ms, "%.2f").c_str(), pm(d.p95_ms, "%.2f").c_str(),
                   pm(d.p99_ms, "%.2f").c_str(), roof.c_str());
     s += line;
@@ -326,9 +353,9 @@ std::string bench_markdown(const BenchResult& r) {
                            params_str(mi.n_params) + " | " + mi.type + " | " + r.isa + " | " +
                            std::to_string(r.threads) + " | ";
   for (const PrefillRun& p : r.prefill)
-    s += head + "pp" + std::to_string(p.n_tokens) + " | " + pm(p.tok_per_s, "%.2f") + " | |\n";
+    s += head + bench_test_name("pp", p.n_tokens, p.depth) + " | " + pm(p.tok_per_s, "%.2f") + " | |\n";
   for (const DecodeRun& d : r.decode)
-    s += head + "tg" + std::to_string(d.n_tokens) + " | " + pm(d.tok_per_s, "%.2f") + " | " +
+    s += head + bench_test_name("tg", d.n_tokens, d.depth) + " | " + pm(d.tok_per_s, "%.2f") + " | " +
          (r.bandwidth ? fmt("%.0f%%", 100 * d.roofline_fraction) : std::string()) + " |\n";
   return s;
 }

@@ -3,13 +3,16 @@
 //    (the prefill time: its logits give the first generated token);
 //  * tgN (decode): N single-token decodes from an empty context; tokens/s and per-token latency
 //    percentiles (p50/p95/p99, nearest rank);
+//  * at depth D (llama-bench's -d), both start from a context already holding D tokens (filled once
+//    per depth, untimed; each repetition truncates back to it), named "ppN@dD" and "tgN@dD": what a
+//    prompt or an answer costs deep in a conversation, where attention reads D cached positions;
 // each repeated `reps` times after one untimed warm-up repetition, every figure reported as
 // mean +- sample standard deviation over the repetitions. One Context serves every test; it is
 // truncated to 0 between repetitions, never recreated.
 //
 // Roofline: decoding reads every weight matrix once per token plus the KV cache written so far, so
 // tokens/s <= read bandwidth / (Model::bytes_per_token() + KV bytes read). For a tgN run the KV
-// part is taken at the mean number of cached positions attended, (N + 1) / 2.
+// part is taken at the mean number of cached positions attended, D + (N + 1) / 2.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -36,8 +39,10 @@ struct BenchOptions {
   int64_t max_ubatch = 512;  // prefill runs in ubatches of min(N, max_ubatch) tokens
   uint64_t seed = 42;        // random token ids
   DType kv_type = DType::F16;  // KV cache type
+  std::vector<int64_t> depths = {0};  // every test at each of these context depths
 };
-// Lengths in [1, kBenchMaxTokens], reps in [1, kBenchMaxReps], at least one test.
+// Lengths in [1, kBenchMaxTokens], depths in [0, kBenchMaxTokens) with depth + length within
+// kBenchMaxTokens, reps in [1, kBenchMaxReps], at least one test and one depth.
 Status validate_bench_options(const BenchOptions& opts);
 
 struct Stat {
@@ -49,18 +54,23 @@ Stat summarize(const std::vector<double>& samples);
 // Nearest-rank percentile (p in (0, 100]) of unsorted samples; 0 when empty.
 double percentile(std::vector<double> samples, double p);
 
+// "pp512", "tg128@d1024".
+std::string bench_test_name(const char* kind, int64_t n_tokens, int64_t depth);
+
 struct PrefillRun {
   int64_t n_tokens = 0;
+  int64_t depth = 0;  // tokens in the context before the test
   Stat tok_per_s;
   Stat ttft_ms;
 };
 
 struct DecodeRun {
   int64_t n_tokens = 0;
+  int64_t depth = 0;  // tokens in the context before the test
   Stat tok_per_s;
   Stat ms_per_token;  // mean latency of the run
   Stat p50_ms, p95_ms, p99_ms;
-  double mean_kv_positions = 0;  // (n + 1) / 2
+  double mean_kv_positions = 0;  // depth + (n + 1) / 2
   double bytes_per_token = 0;    // weights + KV at mean_kv_positions
   // Filled by apply_roofline (0 until then).
   double roofline_tok_per_s = 0;
@@ -93,7 +103,8 @@ struct BenchResult {
   std::optional<MemBandwidth> bandwidth;
 };
 
-// progress(test, rep, reps): rep 0 is the warm-up.
+// progress(test, rep, reps): rep 0 is the warm-up; reps 0 marks a step that is no test (filling
+// the context to a depth).
 using BenchProgress = std::function<void(const std::string&, int, int)>;
 
 Result<BenchResult> run_bench(const model::Model& model, const std::string& name,

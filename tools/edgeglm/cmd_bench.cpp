@@ -26,6 +26,7 @@ struct BenchArgs {
   bool list_shapes = false;
   std::vector<int64_t> prompts = {128, 512};
   std::vector<int64_t> gens = {64, 128};
+  std::vector<int64_t> depths = {0};
   int reps = 5;
   bool json = false;
   bool md = false;
@@ -113,6 +114,7 @@ int run(BenchArgs a) {
     if (p != 0) opts.prompt_lengths.push_back(p);
   for (int64_t n : a.gens)
     if (n != 0) opts.gen_lengths.push_back(n);
+  opts.depths = a.depths;
   if (Status st = eval::validate_bench_options(opts); !st.is_ok()) return fail(st);
   if (!a.synthetic.empty()) {
     // Check names before any work, so a typo costs nothing.
@@ -154,9 +156,11 @@ int run(BenchArgs a) {
   }
   auto r = eval::run_bench(**m, name, opts, pool, [](const std::string& test, int rep, int reps) {
     if (kTty)
-      std::fprintf(stderr, "\r%-40s", (test + (rep == 0 ? " warm-up" : " rep " + std::to_string(rep) +
-                                                                        "/" + std::to_string(reps)))
-                                          .c_str());
+      std::fprintf(stderr, "\r%-40s",
+                   (test + (reps == 0  ? std::string()
+                            : rep == 0 ? " warm-up"
+                                       : " rep " + std::to_string(rep) + "/" + std::to_string(reps)))
+                       .c_str());
   });
   if (kTty) std::fprintf(stderr, "\r%-40s\r", "");
   if (!r.ok()) return fail(r.status());
@@ -194,6 +198,10 @@ void register_bench(CLI::App& app, int& exit_code) {
       ->delimiter(',')
       ->capture_default_str();
   cmd->add_option("-n,--gen", a->gens, "token counts of the decode tests (0: none)")
+      ->delimiter(',')
+      ->capture_default_str();
+  cmd->add_option("-d,--depth", a->depths,
+                  "run every test after this many tokens already in the context (\"tg128@d1024\")")
       ->delimiter(',')
       ->capture_default_str();
   cmd->add_option("-r,--reps", a->reps, "repetitions after one warm-up")->capture_default_str();
