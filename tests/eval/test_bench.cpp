@@ -75,6 +75,57 @@ TEST(Bench, OptionsOutOfRangeAreErrors) {
   o.prompt_lengths.clear();
   o.gen_lengths.clear();
   EXPECT_NE(eval::validate_bench_options(o).message().find("no test"), std::string::npos);
+  o = {};
+  o.depths = {0, -1};
+  EXPECT_NE(eval::validate_bench_options(o).message().find("depth -1"), std::string::npos);
+  o = {};
+  o.prompt_lengths = {8};
+  o.gen_lengths = {};
+  o.depths = {eval::kBenchMaxTokens - 8};
+  EXPECT_TRUE(eval::validate_bench_options(o).is_ok());
+  o.depths = {eval::kBenchMaxTokens - 7};  // one token past the longest context
+  EXPECT_NE(eval::validate_bench_options(o).message().find("out of range"), std::string::npos);
+  o.depths.clear();
+  EXPECT_NE(eval::validate_bench_options(o).message().find("no depth"), std::string::npos);
+}
+
+// -d: every test runs again after `depth` tokens in the context, filled once per depth.
+TEST(Bench, DepthRunsEveryTestOnAFilledContext) {
+  ThreadPool pool(2);
+  eval::BenchOptions o;
+  o.prompt_lengths = {8};
+  o.gen_lengths = {6};
+  o.depths = {0, 20};
+  o.reps = 2;
+  std::vector<std::string> seen;
+  auto r = eval::run_bench(tiny_model(), "tiny", o, pool, [&](const std::string& t, int rep, int reps) {
+    seen.push_back(t + ":" + std::to_string(rep) + "/" + std::to_string(reps));
+  });
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  const std::vector<std::string> want = {"pp8:0/2", "pp8:1/2", "pp8:2/2", "tg6:0/2", "tg6:1/2", "tg6:2/2",
+                                         "filling the context to depth 20:0/0", "pp8@d20:0/2", "pp8@d20:1/2",
+                                         "pp8@d20:2/2", "tg6@d20:0/2", "tg6@d20:1/2", "tg6@d20:2/2"};
+  EXPECT_EQ(seen, want);
+  EXPECT_EQ(r->n_ctx, 28);     // the deepest context plus the longest test
+  EXPECT_EQ(r->n_ubatch, 20);  // the fill is a prefill too
+  ASSERT_EQ(r->prefill.size(), 2u);
+  ASSERT_EQ(r->decode.size(), 2u);
+  EXPECT_EQ(r->prefill[1].depth, 20);
+  EXPECT_EQ(r->decode[0].depth, 0);
+  EXPECT_EQ(r->decode[1].depth, 20);
+  expect_sane(r->decode[1].tok_per_s, 2);
+  EXPECT_DOUBLE_EQ(r->decode[0].mean_kv_positions, 3.5);
+  EXPECT_DOUBLE_EQ(r->decode[1].mean_kv_positions, 23.5);
+  EXPECT_DOUBLE_EQ(r->decode[1].bytes_per_token,
+                   double(tiny_model().bytes_per_token()) + 23.5 * double(tiny_model().kv_cache_bytes(1)));
+  const auto j = eval::bench_json(*r);
+  ASSERT_EQ(j["tests"].size(), 4u);
+  EXPECT_EQ(j["tests"][1]["test"], "pp8@d20");
+  EXPECT_EQ(j["tests"][1]["depth"], 20);
+  EXPECT_EQ(j["tests"][3]["test"], "tg6@d20");
+  const std::string md = eval::bench_markdown(*r);
+  EXPECT_NE(md.find("| tg6@d20 |"), std::string::npos) << md;
+  EXPECT_NE(eval::bench_table(*r).find("pp8@d20 "), std::string::npos);
 }
 
 TEST(Bench, TinyModelGivesSaneNumbers) {
