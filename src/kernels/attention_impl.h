@@ -112,6 +112,18 @@ inline void score_keys(const float* qt, const float* const* kr, int64_t hd, floa
 // against the vector advancing 8 rows' scores, Ops::kKeys keys in flight. A vector's rows score the
 // keys of its longest row; each row's softmax and sum take only its own (causal). Values: each
 // block of rows converted once, then per query row Ops::kDims dimensions in registers over them.
+// Scores of nr <= 3 rows (at qr[0..nr)) against keys [j0, j0 + m) converted in kr[0..m), through
+// Ops::dot_rows<NR, NK>(qr, kr, hd, scale, s, ld): s[r * ld + i] = scale * q_r . kr[i] for NR rows
+// and NK (4 or 1) keys, the dimensions in the lanes. For fewer rows than a vector has lanes, where
+// the transposed queries would leave lanes idle (decode with groups of 1 to 4 heads).
+template <class Ops, int NR>
+inline void score_rows(const float* const* qr, const float* const* kr, int64_t m, int64_t hd, float scale, float* s,
+                       int64_t ld) {
+  int64_t j = 0;
+  for (; j + 4 <= m; j += 4) Ops::template dot_rows<NR, 4>(qr, kr + j, hd, scale, s + j, ld);
+  for (; j < m; ++j) Ops::template dot_rows<NR, 1>(qr, kr + j, hd, scale, s + j, ld);
+}
+
 template <class Ops>
 void blocked_attention(const float* q, int64_t ldq, const KvView& k, const KvView& v, const int64_t* n_kv,
                        int64_t nt, int64_t kv_head, int64_t group, int64_t hd, float scale, float* out,
@@ -134,10 +146,24 @@ void blocked_attention(const float* q, int64_t ldq, const KvView& k, const KvVie
     }
   }
   const float* kr[kAttentionKeyBlock];
+  // Up to 4 rows: in chunks of at most 3 (4 = 2 + 2), the dimensions in the lanes.
+  const bool by_rows = rows <= 4;
   for (int64_t j0 = 0; j0 < ld; j0 += kAttentionKeyBlock) {  // pass 1: scores
     const int64_t nb = std::min(kAttentionKeyBlock, ld - j0);
     for (int64_t i = 0; i < nb; ++i) kr[i] = kv_slice(k, j0 + i, off, hd, buf + i * hd);
-    for (int64_t c = 0; c < vecs; ++c) {
+    for (int64_t r0 = 0; by_rows && r0 < rows;) {
+      const int nr = int(rows == 4 ? 2 : rows - r0);
+      const float* qr[3];
+      int64_t n = 0;
+      for (int i = 0; i < nr; ++i) qr[i] = q + row_at(r0 + i), n = std::max(n, row_n(r0 + i));
+      const int64_t m = std::min(nb, n - j0);
+      float* s = scores + r0 * ld + j0;
+      if (nr == 1) score_rows<Ops, 1>(qr, kr, m, hd, scale, s, ld);
+      if (nr == 2) score_rows<Ops, 2>(qr, kr, m, hd, scale, s, ld);
+      if (nr == 3) score_rows<Ops, 3>(qr, kr, m, hd, scale, s, ld);
+      r0 += nr;
+    }
+    for (int64_t c = 0; !by_rows && c < vecs; ++c) {
       const int nh = int(std::min<int64_t>(8, rows - 8 * c));
       int64_t n = 0;
       for (int h = 0; h < nh; ++h) n = std::max(n, row_n(8 * c + h));

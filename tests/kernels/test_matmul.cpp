@@ -330,7 +330,9 @@ TEST(Kernels, AttentionIsGroupedAndCausalByLength) {
 // Every ISA's attention, on F32 / F16 / Q8_0 caches, against a double-precision reference over
 // the same (rounded) cache values. Shapes: GQA with 3 kv heads of 64 dims; more than 8 query heads
 // per kv head (avx2 scores 8 at a time) with 128 dims and more keys than one block of 64; 40 dims
-// (5 vectors); 36 dims (not whole vectors: the portable path); keys not a multiple of 8.
+// (5 vectors); 36 dims (not whole vectors: the portable path); keys not a multiple of 8; groups of
+// 1 to 4 (one token's rows scored with the dimensions in the lanes: 4 rows as 2 + 2, 4 keys at a
+// time and a tail).
 struct AttnShape {
   int64_t n_head_kv, group, hd, n_kv;
 };
@@ -338,7 +340,8 @@ class AttentionShapes : public ::testing::TestWithParam<AttnShape> {};
 INSTANTIATE_TEST_SUITE_P(Kernels, AttentionShapes,
                          ::testing::Values(AttnShape{3, 3, 64, 37}, AttnShape{2, 9, 128, 150},
                                            AttnShape{1, 14, 40, 70}, AttnShape{2, 4, 36, 9},
-                                           AttnShape{1, 8, 64, 1}));
+                                           AttnShape{1, 8, 64, 1}, AttnShape{2, 4, 64, 70},
+                                           AttnShape{4, 1, 32, 5}, AttnShape{1, 2, 64, 130}));
 // The cache of one shape and type: its bytes and the values it holds, as floats.
 struct TypedCache {
   size_t rb = 0;

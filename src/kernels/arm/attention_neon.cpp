@@ -31,6 +31,26 @@ struct NeonOps {
     for (int i = 0; i < NK; ++i) vst1q_f32(lanes[i], lo[i]), vst1q_f32(lanes[i] + 4, hi[i]);
   }
 
+  // s[r * ld + i] = scale * q_r . kr[i] for NR rows qr and NK keys kr (NK 4 or 1): 4 dimensions per
+  // vector, NR x NK accumulators, each reduced by vaddvq.
+  template <int NR, int NK>
+  static void dot_rows(const float* const* qr, const float* const* kr, int64_t hd, float scale, float* s,
+                       int64_t ld) {
+    float32x4_t acc[NR][NK];
+    for (int r = 0; r < NR; ++r)
+      for (int i = 0; i < NK; ++i) acc[r][i] = vdupq_n_f32(0.0f);
+    for (int64_t d = 0; d < hd; d += 4) {
+      float32x4_t kv[NK];
+      for (int i = 0; i < NK; ++i) kv[i] = vld1q_f32(kr[i] + d);
+      for (int r = 0; r < NR; ++r) {
+        const float32x4_t qv = vld1q_f32(qr[r] + d);
+        for (int i = 0; i < NK; ++i) acc[r][i] = vfmaq_f32(acc[r][i], qv, kv[i]);
+      }
+    }
+    for (int r = 0; r < NR; ++r)
+      for (int i = 0; i < NK; ++i) s[r * ld + i] = vaddvq_f32(acc[r][i]) * scale;
+  }
+
   // o[0, 4 * NV) += sum over keys j of p[j] * v_j[0, 4 * NV) (v_j = rows[j] + dim).
   template <int NV>
   static void weigh_values(const float* p, const float* const* rows, int64_t n, int64_t dim, float* o) {

@@ -30,6 +30,40 @@ struct Avx2Ops {
     for (int i = 0; i < NK; ++i) _mm256_store_ps(lanes[i], acc[i]);
   }
 
+  // s[r * ld + i] = scale * q_r . kr[i] for NR rows qr and NK keys kr (NK 4 or 1): 8 dimensions per
+  // vector, NR x NK accumulators (3 x 4 and the 4 keys fill the 16 registers; the queries are
+  // memory operands), 4 keys' sums reduced together by three vhaddps.
+  template <int NR, int NK>
+  static void dot_rows(const float* const* qr, const float* const* kr, int64_t hd, float scale, float* s,
+                       int64_t ld) {
+    __m256 acc[NR][NK];
+    for (int r = 0; r < NR; ++r)
+      for (int i = 0; i < NK; ++i) acc[r][i] = _mm256_setzero_ps();
+    for (int64_t d = 0; d < hd; d += 8) {
+      __m256 kv[NK];
+      for (int i = 0; i < NK; ++i) kv[i] = _mm256_loadu_ps(kr[i] + d);
+      for (int r = 0; r < NR; ++r) {
+        const __m256 qv = _mm256_loadu_ps(qr[r] + d);
+        for (int i = 0; i < NK; ++i) acc[r][i] = _mm256_fmadd_ps(qv, kv[i], acc[r][i]);
+      }
+    }
+    for (int r = 0; r < NR; ++r) {
+      if constexpr (NK == 4) {
+        // hadd(hadd(a0, a1), hadd(a2, a3)): each 128-bit half holds the 4 keys' sums of its half.
+        const __m256 t = _mm256_hadd_ps(_mm256_hadd_ps(acc[r][0], acc[r][1]), _mm256_hadd_ps(acc[r][2], acc[r][3]));
+        const __m128 v = _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
+        _mm_storeu_ps(s + r * ld, _mm_mul_ps(v, _mm_set1_ps(scale)));
+      } else {
+        for (int i = 0; i < NK; ++i) {
+          __m128 v = _mm_add_ps(_mm256_castps256_ps128(acc[r][i]), _mm256_extractf128_ps(acc[r][i], 1));
+          v = _mm_add_ps(v, _mm_movehl_ps(v, v));
+          v = _mm_add_ss(v, _mm_movehdup_ps(v));
+          s[r * ld + i] = _mm_cvtss_f32(v) * scale;
+        }
+      }
+    }
+  }
+
   // o[0, 8 * NV) += sum over keys j of p[j] * v_j[0, 8 * NV) (v_j = rows[j] + dim).
   template <int NV>
   static void weigh_values(const float* p, const float* const* rows, int64_t n, int64_t dim, float* o) {
