@@ -146,13 +146,14 @@ void blocked_attention(const float* q, int64_t ldq, const KvView& k, const KvVie
     }
   }
   const float* kr[kAttentionKeyBlock];
-  // Up to 4 rows: in chunks of at most 3 (4 = 2 + 2), the dimensions in the lanes.
-  const bool by_rows = rows <= 4;
+  // Groups of up to 4 heads: rows in chunks of at most 3 (4 = 2 + 2), the dimensions in the lanes.
+  // By group, not by row count, so that a token's scores are the same whichever run it is in.
+  const bool by_rows = group <= 4;
   for (int64_t j0 = 0; j0 < ld; j0 += kAttentionKeyBlock) {  // pass 1: scores
     const int64_t nb = std::min(kAttentionKeyBlock, ld - j0);
     for (int64_t i = 0; i < nb; ++i) kr[i] = kv_slice(k, j0 + i, off, hd, buf + i * hd);
     for (int64_t r0 = 0; by_rows && r0 < rows;) {
-      const int nr = int(rows == 4 ? 2 : rows - r0);
+      const int nr = int(rows - r0 == 4 ? 2 : std::min<int64_t>(3, rows - r0));
       const float* qr[3];
       int64_t n = 0;
       for (int i = 0; i < nr; ++i) qr[i] = q + row_at(r0 + i), n = std::max(n, row_n(r0 + i));

@@ -54,11 +54,10 @@ struct Avx2Ops {
         const __m128 v = _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
         _mm_storeu_ps(s + r * ld, _mm_mul_ps(v, _mm_set1_ps(scale)));
       } else {
-        for (int i = 0; i < NK; ++i) {
-          __m128 v = _mm_add_ps(_mm256_castps256_ps128(acc[r][i]), _mm256_extractf128_ps(acc[r][i], 1));
-          v = _mm_add_ps(v, _mm_movehl_ps(v, v));
-          v = _mm_add_ss(v, _mm_movehdup_ps(v));
-          s[r * ld + i] = _mm_cvtss_f32(v) * scale;
+        for (int i = 0; i < NK; ++i) {  // the same additions as a key of 4 (batch-invariant scores)
+          const __m256 t = _mm256_hadd_ps(_mm256_hadd_ps(acc[r][i], acc[r][i]), _mm256_hadd_ps(acc[r][i], acc[r][i]));
+          const __m128 v = _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
+          s[r * ld + i] = _mm_cvtss_f32(_mm_mul_ss(v, _mm_set_ss(scale)));
         }
       }
     }
