@@ -1,10 +1,11 @@
 // AVX2 + FMA + F16C attention: blocked_attention (attention_impl.h) with 8 query rows in one register,
-// 8 keys per score step and 64 dimensions (8 registers) per value step. The portable code computed
-// each score as a dot product with its own horizontal sum and kept the outputs in memory: about 4
-// GMAC/s, 3% of a tinyllama decode step at 32 positions and most of a 1024-token prefill; this runs
-// at 10-19 GMAC/s (docs/BENCHMARKS.md). Head dims not a multiple of 8 take the portable code.
-// Results differ from it only in rounding (summation order); test_matmul checks every table
-// against a double-precision reference.
+// 8 keys per score step and 64 dimensions (8 registers) per value step, and dot_rows for groups of
+// 1-4 heads (dimensions in the lanes). The portable code computed each score as a dot product with
+// its own horizontal sum and kept the outputs in memory: about 4 GMAC/s. One thread, head dim 64,
+// f16 cache: a 1024-token prompt in runs of tokens 24-26 GMAC/s, one token over 1024 positions
+// 12.5 (group 3) to 19.7 (group 8) (docs/BENCHMARKS.md, "Prompt attention across tokens"). Head
+// dims not a multiple of 8 take the portable code. Results differ from it only in rounding
+// (summation order); test_matmul checks every table against a double-precision reference.
 #include <immintrin.h>
 
 #define EG_KERNEL_NS avx2
