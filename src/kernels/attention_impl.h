@@ -60,7 +60,11 @@ inline float dot(const float* a, const float* b, int64_t n) {
 // Softmax of one row of n scores in place. The maximum and the sum keep 8 partial results and the
 // exponentials have a loop of their own, so the compiler vectorizes all three (one loop computing
 // and summing them stays scalar: a float sum is not reordered without -ffast-math).
-inline void softmax_row(float* s, int64_t n) {
+// Returns the row's maximum and the sum of exp(s - max) (attention_tokens' row_stats).
+struct RowStats {
+  float max, sum;
+};
+inline RowStats softmax_row(float* s, int64_t n) {
   float m8[8], a8[8] = {};
   for (float& m : m8) m = -INFINITY;
   int64_t j = 0;
@@ -76,6 +80,7 @@ inline void softmax_row(float* s, int64_t n) {
   for (; j < n; ++j) sum += s[j];
   const float inv = 1.0f / sum;
   for (j = 0; j < n; ++j) s[j] *= inv;
+  return {mx, sum};
 }
 
 // Ops::weigh_values<nv> for a run-time nv in [1, NV].
@@ -127,7 +132,7 @@ inline void score_rows(const float* const* qr, const float* const* kr, int64_t m
 template <class Ops>
 void blocked_attention(const float* q, int64_t ldq, const KvView& k, const KvView& v, const int64_t* n_kv,
                        int64_t nt, int64_t kv_head, int64_t group, int64_t hd, float scale, float* out,
-                       float* scratch) {
+                       float* scratch, float* row_stats) {
   const int64_t rows = nt * group, vecs = (rows + 7) / 8;
   int64_t ld = 0;  // the longest row: score rows' stride
   for (int64_t i = 0; i < nt; ++i) ld = std::max(ld, n_kv[i]);
@@ -178,7 +183,8 @@ void blocked_attention(const float* q, int64_t ldq, const KvView& k, const KvVie
     }
   }
   for (int64_t r = 0; r < rows; ++r) {
-    softmax_row(scores + r * ld, row_n(r));
+    const RowStats st = softmax_row(scores + r * ld, row_n(r));
+    if (row_stats) row_stats[2 * r] = st.max, row_stats[2 * r + 1] = st.sum;
     std::fill_n(out + row_at(r), hd, 0.0f);
   }
   for (int64_t j0 = 0; j0 < ld; j0 += kAttentionKeyBlock) {  // pass 2: values
@@ -200,7 +206,8 @@ inline bool blocked_attention_fits(int64_t head_dim) { return head_dim % 8 == 0 
 
 // One token of the portable attention (the scalar twin, and the SIMD files' fallback).
 inline void portable_attention(const float* q, const KvView& k, const KvView& v, int64_t n_kv, int64_t kv_head,
-                               int64_t group, int64_t head_dim, float scale, float* out, float* scratch) {
+                               int64_t group, int64_t head_dim, float scale, float* out, float* scratch,
+                               float* row_stats) {
   float* scores = scratch;              // (group, n_kv)
   float* row = scratch + group * n_kv;  // one decoded head slice
   const int64_t h0 = kv_head * group;
@@ -212,7 +219,8 @@ inline void portable_attention(const float* q, const KvView& k, const KvView& v,
       scores[g * n_kv + j] = dot(q + (h0 + g) * head_dim, kj, head_dim) * scale;
   }
   for (int64_t g = 0; g < group; ++g) {
-    softmax_row(scores + g * n_kv, n_kv);
+    const RowStats st = softmax_row(scores + g * n_kv, n_kv);
+    if (row_stats) row_stats[2 * g] = st.max, row_stats[2 * g + 1] = st.sum;
     std::fill_n(out + (h0 + g) * head_dim, head_dim, 0.0f);
   }
   // Pass 2: every value row once, accumulated into each head's output with its weight.
@@ -234,9 +242,10 @@ inline void portable_attention(const float* q, const KvView& k, const KvView& v,
 #endif
 void EG_ATTENTION_PORTABLE(const float* q, int64_t ldq, const KvView& k, const KvView& v, const int64_t* n_kv,
                            int64_t nt, int64_t kv_head, int64_t group, int64_t head_dim, float scale, float* out,
-                           float* scratch) {
+                           float* scratch, float* row_stats) {
   for (int64_t i = 0; i < nt; ++i)
-    portable_attention(q + i * ldq, k, v, n_kv[i], kv_head, group, head_dim, scale, out + i * ldq, scratch);
+    portable_attention(q + i * ldq, k, v, n_kv[i], kv_head, group, head_dim, scale, out + i * ldq, scratch,
+                       row_stats ? row_stats + 2 * group * i : nullptr);
 }
 
 #ifdef EG_ATTENTION_BLOCKED
@@ -244,10 +253,10 @@ void EG_ATTENTION_PORTABLE(const float* q, int64_t ldq, const KvView& k, const K
 template <class Ops>
 void attention_tokens_with(const float* q, int64_t ldq, const KvView& k, const KvView& v, const int64_t* n_kv,
                            int64_t nt, int64_t kv_head, int64_t group, int64_t head_dim, float scale, float* out,
-                           float* scratch) {
+                           float* scratch, float* row_stats) {
   if (!blocked_attention_fits(head_dim))
-    return EG_ATTENTION_PORTABLE(q, ldq, k, v, n_kv, nt, kv_head, group, head_dim, scale, out, scratch);
-  blocked_attention<Ops>(q, ldq, k, v, n_kv, nt, kv_head, group, head_dim, scale, out, scratch);
+    return EG_ATTENTION_PORTABLE(q, ldq, k, v, n_kv, nt, kv_head, group, head_dim, scale, out, scratch, row_stats);
+  blocked_attention<Ops>(q, ldq, k, v, n_kv, nt, kv_head, group, head_dim, scale, out, scratch, row_stats);
 }
 #endif
 

@@ -1,6 +1,7 @@
 // Kernel tables, their selection, and the matmul entry points that share work across the pool.
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -17,7 +18,7 @@ namespace generic {
 void silu_mul(float* g, const float* u, int64_t n);
 void attention_tokens(const float* q, int64_t ldq, const KvView& k, const KvView& v, const int64_t* n_kv,
                       int64_t nt, int64_t kv_head, int64_t group, int64_t head_dim, float scale, float* out,
-                      float* scratch);
+                      float* scratch, float* row_stats);
 FormatKernels format(DType t);
 float dot_f32(const float* a, const float* b, int64_t n);
 }  // namespace generic
@@ -31,7 +32,7 @@ namespace avx2 {
 void silu_mul(float* g, const float* u, int64_t n);
 void attention_tokens(const float* q, int64_t ldq, const KvView& k, const KvView& v, const int64_t* n_kv,
                       int64_t nt, int64_t kv_head, int64_t group, int64_t head_dim, float scale, float* out,
-                      float* scratch);
+                      float* scratch, float* row_stats);
 }
 #endif
 #if defined(EDGEGLM_HAVE_X86_AVX512)
@@ -42,7 +43,7 @@ EG_DECLARE_ISA(neon)
 namespace neon {
 void attention_tokens(const float* q, int64_t ldq, const KvView& k, const KvView& v, const int64_t* n_kv,
                       int64_t nt, int64_t kv_head, int64_t group, int64_t head_dim, float scale, float* out,
-                      float* scratch);
+                      float* scratch, float* row_stats);
 }
 #endif
 #if defined(EDGEGLM_HAVE_ARM_DOTPROD)
@@ -289,18 +290,37 @@ float dot_f32(const float* a, const float* b, int64_t n) { return active_isa().d
 
 void attention_tokens(const float* q, int64_t ldq, const KvView& k, const KvView& v, const int64_t* n_kv,
                       int64_t nt, int64_t kv_head, int64_t group, int64_t head_dim, float scale, float* out,
-                      float* scratch) {
+                      float* scratch, float* row_stats) {
 #if defined(EDGEGLM_HAVE_X86_AVX2)
   // Every x86 table above generic implies AVX2 + FMA + F16C.
   if (&active_isa() != &kGeneric)
-    return avx2::attention_tokens(q, ldq, k, v, n_kv, nt, kv_head, group, head_dim, scale, out, scratch);
+    return avx2::attention_tokens(q, ldq, k, v, n_kv, nt, kv_head, group, head_dim, scale, out, scratch, row_stats);
 #endif
 #if defined(EDGEGLM_HAVE_ARM_NEON)
   // Every aarch64 table above generic (neon, dotprod) has ARMv8.0 Advanced SIMD.
   if (&active_isa() != &kGeneric)
-    return neon::attention_tokens(q, ldq, k, v, n_kv, nt, kv_head, group, head_dim, scale, out, scratch);
+    return neon::attention_tokens(q, ldq, k, v, n_kv, nt, kv_head, group, head_dim, scale, out, scratch, row_stats);
 #endif
-  generic::attention_tokens(q, ldq, k, v, n_kv, nt, kv_head, group, head_dim, scale, out, scratch);
+  generic::attention_tokens(q, ldq, k, v, n_kv, nt, kv_head, group, head_dim, scale, out, scratch, row_stats);
+}
+
+void merge_attention_parts(const float* parts, int64_t part_stride, const float* stats, int64_t stats_stride,
+                           int64_t n_parts, int64_t rows, int64_t head_dim, float* out) {
+  for (int64_t r = 0; r < rows; ++r) {
+    float mx = -INFINITY;
+    for (int64_t p = 0; p < n_parts; ++p) mx = std::max(mx, stats[p * stats_stride + 2 * r]);
+    float wsum = 0.0f;
+    float* o = out + r * head_dim;
+    for (int64_t d = 0; d < head_dim; ++d) o[d] = 0.0f;
+    for (int64_t p = 0; p < n_parts; ++p) {
+      const float w = stats[p * stats_stride + 2 * r + 1] * std::exp(stats[p * stats_stride + 2 * r] - mx);
+      wsum += w;
+      const float* src = parts + p * part_stride + r * head_dim;
+      for (int64_t d = 0; d < head_dim; ++d) o[d] += w * src[d];
+    }
+    const float inv = 1.0f / wsum;
+    for (int64_t d = 0; d < head_dim; ++d) o[d] *= inv;
+  }
 }
 
 void silu_mul(float* g, const float* u, int64_t n) {

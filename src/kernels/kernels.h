@@ -58,9 +58,17 @@ struct KvView {
 // its outputs go to out + i * ldq. The SIMD tables convert each cache row once for all the run's
 // query rows (tokens x group heads), so a prompt's tokens share it as grouped-query heads do.
 //   scratch: attention_scratch_floats(max n_kv, n_tok * group, head_dim) floats
+//   row_stats: null, or 2 * n_tok * group floats: for query row r (token r / group, head r % group)
+//     the maximum score and the sum of exp(score - maximum), so that attention over parts of the
+//     cache (views that start at a later row, their own n_kv) can be merged: merge_attention_parts.
 void attention_tokens(const float* q, int64_t ldq, const KvView& k, const KvView& v, const int64_t* n_kv,
                       int64_t n_tok, int64_t kv_head, int64_t group, int64_t head_dim, float scale, float* out,
-                      float* scratch);
+                      float* scratch, float* row_stats = nullptr);
+// out (rows, head_dim) = the attention over all of n_parts parts of the keys, from each part's
+// normalized output (rows, head_dim) at parts + p * part_stride and its row_stats at
+// stats + p * stats_stride: the parts weighed by sum * exp(max - the overall maximum).
+void merge_attention_parts(const float* parts, int64_t part_stride, const float* stats, int64_t stats_stride,
+                           int64_t n_parts, int64_t rows, int64_t head_dim, float* out);
 // One token: attention_tokens of a run of one.
 //   q, out: (n_head, head_dim) of this token     scratch: attention_scratch_floats(n_kv, group, ...)
 inline void attention_group(const float* q, const KvView& k, const KvView& v, int64_t n_kv, int64_t kv_head,

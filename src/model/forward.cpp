@@ -17,6 +17,8 @@ namespace k = edgeglm::kernels;
 namespace {
 // Attention work below this many multiply-adds per thread is not worth waking a thread for.
 constexpr int64_t kMinAttentionMacsPerThread = 128 * 1024;
+// Keys per part when a decode step's attention is split over the keys.
+constexpr int64_t kMinKeysPerPart = 256;
 }  // namespace
 
 void Context::store_kv_row(const float* x, char* dst, int64_t n) const {
@@ -68,9 +70,45 @@ void Context::attention(int64_t il, int64_t n) {
   const int64_t macs_per_item = 2 * (max_pos + 1) * c.head_dim * group * ((n + runs - 1) / runs);
   const int64_t grain = kMinAttentionMacsPerThread / macs_per_item + 1;
   if (items < 2 * grain) return run(0, items, 0);
+  // Decode with fewer (token, kv head) items than two per thread (SmolLM2's 3 kv heads on 2
+  // threads split 2 : 1, one kv head leaves every other thread idle): each item's keys are split
+  // into parts of at least kMinKeysPerPart, every part its own task, and the parts' outputs merged
+  // by their softmax statistics (flash-decoding).
+  const int64_t threads = pool_.size();
+  const int64_t parts = runs == n && items < 2 * threads
+                            ? std::min((2 * threads + items - 1) / items, (max_pos + 1) / kMinKeysPerPart)
+                            : 1;
+  if (parts > 1) return attention_in_parts(il, n, parts, scale, group, scratch_floats);
   // A prompt's later tokens see more keys (causal), so equal ranges left the last thread with 3/4
   // of the work; stealing from the ends of the others' ranges balances it.
   pool_.parallel_for_stealing(items, /*step=*/1, grain, run);
+}
+
+void Context::attention_in_parts(int64_t il, int64_t n, int64_t parts, float scale, int64_t group,
+                                 int64_t scratch_floats) {
+  const ModelConfig& c = config_;
+  const int64_t QD = c.q_dim(), hd = c.head_dim, items = n * c.n_head_kv, tasks = items * parts;
+  if (att_parts_.size() < size_t(tasks * QD)) att_parts_.resize(size_t(tasks * QD));
+  if (att_stats_.size() < size_t(tasks * 2 * group)) att_stats_.resize(size_t(tasks * 2 * group));
+  pool_.parallel_for_stealing(tasks, /*step=*/1, /*grain=*/1, [&](int64_t b, int64_t e, int ith) {
+    float* scratch = scores_ + int64_t(ith) * scratch_floats;
+    for (int64_t it = b; it < e; ++it) {
+      const int64_t item = it / parts, p = it % parts, t = item / c.n_head_kv, h = item % c.n_head_kv;
+      const int32_t s = seq_[size_t(t)];
+      const int64_t n_kv = att_n_[size_t(t)], k0 = n_kv * p / parts, k1 = n_kv * (p + 1) / parts;
+      const int64_t len = k1 - k0;
+      const k::KvView kc{opts_.kv_type, kv_row(k_cache_, s, il, k0), kv_row_bytes_};
+      const k::KvView vc{opts_.kv_type, kv_row(v_cache_, s, il, k0), kv_row_bytes_};
+      k::attention_tokens(q_ + t * QD, QD, kc, vc, &len, 1, h, group, hd, scale, att_parts_.data() + it * QD, scratch,
+                          att_stats_.data() + it * 2 * group);
+    }
+  });
+  for (int64_t item = 0; item < items; ++item) {
+    const int64_t t = item / c.n_head_kv, h0 = (item % c.n_head_kv) * group;
+    k::merge_attention_parts(att_parts_.data() + item * parts * QD + h0 * hd, QD,
+                             att_stats_.data() + item * parts * 2 * group, 2 * group, parts, group, hd,
+                             att_ + t * QD + h0 * hd);
+  }
 }
 
 void Context::forward(int64_t n, int64_t n_out) {

@@ -125,6 +125,8 @@ class Context {
   // in out_rows_.
   void forward(int64_t n, int64_t n_out);
   void attention(int64_t il, int64_t n);
+  // attention() of n tokens, one per sequence, with each (token, kv head) item's keys in `parts`.
+  void attention_in_parts(int64_t il, int64_t n, int64_t parts, float scale, int64_t group, int64_t scratch_floats);
   char* kv_row(char* cache, int32_t seq, int64_t il, int64_t pos) const {
     return cache + ((size_t(seq) * size_t(config_.n_layer) + size_t(il)) * size_t(opts_.n_ctx) +
                     size_t(pos)) * kv_row_bytes_;
@@ -153,6 +155,8 @@ class Context {
   std::vector<int64_t> scratch_pos_;  // (n_seq) positions while a batch is checked
   std::vector<int64_t> att_n_;        // (U) positions each staged token sees: pos + 1
   std::vector<int64_t> att_runs_;     // first token of each attention run, then U's end
+  std::vector<float> att_parts_;      // decode attention split over the keys: each part's output
+  std::vector<float> att_stats_;      // and its rows' softmax maximum and sum
   // Activations for one ubatch of U = n_ubatch tokens.
   float* x_ = nullptr;        // (U, n_embd) residual stream
   float* h_ = nullptr;        // (U, n_embd) normed input / block output

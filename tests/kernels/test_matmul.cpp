@@ -422,6 +422,43 @@ TEST_P(AttentionShapes, OnTypedCachesMatchesReference) {
   }
 }
 
+// Attention over the whole cache = the merge of attention over parts of it (views that start at a
+// later row) by their rows' softmax statistics: decode split over the keys across threads.
+TEST_P(AttentionShapes, PartsMergeToTheWhole) {
+  const auto [n_head_kv, group, hd, n_kv] = GetParam();
+  const int64_t kv_dim = n_head_kv * hd, qd = n_head_kv * group * hd;
+  std::mt19937 rng(9);
+  std::normal_distribution<float> nd(0.0f, 2.0f);  // wide scores: the parts' maxima differ
+  std::vector<float> q(static_cast<size_t>(qd)), k(static_cast<size_t>(n_kv * kv_dim)), v(k.size());
+  for (auto& x : q) x = nd(rng);
+  for (auto& x : k) x = nd(rng);
+  for (auto& x : v) x = nd(rng);
+  const TypedCache c = make_cache(DType::F16, k, v, n_kv, kv_dim);
+  const float scale = 0.125f;
+  const std::vector<double> want = reference_attention(q.data(), c, n_kv, n_head_kv * group, group, hd, kv_dim, scale);
+  const int np = int(std::min<int64_t>(3, n_kv));  // parts of at least one key
+  int64_t cut[4];
+  for (int p = 0; p <= np; ++p) cut[p] = n_kv * p / np;
+  for (const kernels::KernelTable* isa : kernels::available_isas()) {
+    ASSERT_TRUE(kernels::force_isa(isa->name).is_ok());
+    std::vector<float> parts(size_t(3 * qd), NAN), stats(size_t(3 * 2 * group), NAN), out(size_t(qd), NAN);
+    std::vector<float> scratch(size_t(kernels::attention_scratch_floats(n_kv, group, hd)));
+    for (int64_t g = 0; g < n_head_kv; ++g) {
+      for (int p = 0; p < np; ++p) {
+        const int64_t len = cut[p + 1] - cut[p];
+        const kernels::KvView kv{DType::F16, c.kc.data() + cut[p] * c.rb, c.rb};
+        const kernels::KvView vv{DType::F16, c.vc.data() + cut[p] * c.rb, c.rb};
+        kernels::attention_tokens(q.data(), qd, kv, vv, &len, 1, g, group, hd, scale, parts.data() + p * qd,
+                                  scratch.data(), stats.data() + p * 2 * group);
+      }
+      kernels::merge_attention_parts(parts.data() + g * group * hd, qd, stats.data(), 2 * group, np, group, hd,
+                                     out.data() + g * group * hd);
+    }
+    for (size_t i = 0; i < out.size(); ++i) ASSERT_NEAR(out[i], want[i], 2e-5) << isa->name << " i " << i;
+  }
+  ASSERT_TRUE(kernels::force_isa(kernels::available_isas().back()->name).is_ok());
+}
+
 // A run of tokens in one call (a prompt's): each token sees its own number of cache rows, and the
 // run's query rows (tokens x group) fill vectors of 8 across tokens. Lengths: a causal prompt
 // ending at n_kv, then an unordered set (1, the longest, one in between) to check that every row

@@ -82,8 +82,8 @@ struct Avx2Ops {
 
 void attention_tokens(const float* q, int64_t ldq, const KvView& k, const KvView& v, const int64_t* n_kv,
                       int64_t nt, int64_t kv_head, int64_t group, int64_t head_dim, float scale, float* out,
-                      float* scratch) {
-  attention_tokens_with<Avx2Ops>(q, ldq, k, v, n_kv, nt, kv_head, group, head_dim, scale, out, scratch);
+                      float* scratch, float* row_stats) {
+  attention_tokens_with<Avx2Ops>(q, ldq, k, v, n_kv, nt, kv_head, group, head_dim, scale, out, scratch, row_stats);
 }
 
 }  // namespace edgeglm::kernels::avx2
