@@ -105,18 +105,6 @@ inline void score_keys(const float* qt, const float* const* kr, int64_t hd, floa
     for (int i = 0; i < NK; ++i) s[h * ld + i] = lanes[i][h];
 }
 
-// The blocked attention of the SIMD files (x86/attention_avx2.cpp, arm/attention_neon.cpp), for
-// head dims that are whole multiples of 8 (the caller checks). Ops supplies the two inner kernels:
-//   Ops::dot_heads<NK>(qt, kr, hd, lanes): lanes[i][h] = q_h . kr[i] for NK key rows kr (qt:
-//     hd x 8, row h in lane h, unused lanes 0);
-//   Ops::weigh_values<NV>(p, rows, n, dim, o): o[0, NV * Ops::kLanes) += sum over the n keys of
-//     p[j] * (rows[j] + dim)[0, NV * Ops::kLanes), for NV vectors up to Ops::kDims / Ops::kLanes.
-// The query rows are the run's tokens x the group's heads (row r: token r / group, head r % group),
-// transposed in vectors of 8 rows. Scores: each block of kAttentionKeyBlock key rows is converted
-// once, then every vector of rows that sees any of them scores them, a key's element broadcast
-// against the vector advancing 8 rows' scores, Ops::kKeys keys in flight. A vector's rows score the
-// keys of its longest row; each row's softmax and sum take only its own (causal). Values: each
-// block of rows converted once, then per query row Ops::kDims dimensions in registers over them.
 // Scores of nr <= 3 rows (at qr[0..nr)) against keys [j0, j0 + m) converted in kr[0..m), through
 // Ops::dot_rows<NR, NK>(qr, kr, hd, scale, s, ld): s[r * ld + i] = scale * q_r . kr[i] for NR rows
 // and NK (4 or 1) keys, the dimensions in the lanes. For fewer rows than a vector has lanes, where
@@ -129,6 +117,19 @@ inline void score_rows(const float* const* qr, const float* const* kr, int64_t m
   for (; j < m; ++j) Ops::template dot_rows<NR, 1>(qr, kr + j, hd, scale, s + j, ld);
 }
 
+// The blocked attention of the SIMD files (x86/attention_avx2.cpp, arm/attention_neon.cpp), for
+// head dims that are whole multiples of 8 (the caller checks). Ops supplies the two inner kernels:
+//   Ops::dot_heads<NK>(qt, kr, hd, lanes): lanes[i][h] = q_h . kr[i] for NK key rows kr (qt:
+//     hd x 8, row h in lane h, unused lanes 0);
+//   Ops::weigh_values<NV>(p, rows, n, dim, o): o[0, NV * Ops::kLanes) += sum over the n keys of
+//     p[j] * (rows[j] + dim)[0, NV * Ops::kLanes), for NV vectors up to Ops::kDims / Ops::kLanes;
+//   Ops::dot_rows<NR, NK> (score_rows), which scores groups of up to 4 heads instead of dot_heads.
+// The query rows are the run's tokens x the group's heads (row r: token r / group, head r % group),
+// transposed in vectors of 8 rows. Scores: each block of kAttentionKeyBlock key rows is converted
+// once, then every vector of rows that sees any of them scores them, a key's element broadcast
+// against the vector advancing 8 rows' scores, Ops::kKeys keys in flight. A vector's rows score the
+// keys of its longest row; each row's softmax and sum take only its own (causal). Values: each
+// block of rows converted once, then per query row Ops::kDims dimensions in registers over them.
 template <class Ops>
 void blocked_attention(const float* q, int64_t ldq, const KvView& k, const KvView& v, const int64_t* n_kv,
                        int64_t nt, int64_t kv_head, int64_t group, int64_t hd, float scale, float* out,
@@ -142,7 +143,10 @@ void blocked_attention(const float* q, int64_t ldq, const KvView& k, const KvVie
   const int64_t h0 = kv_head * group, off = kv_head * hd;
   auto row_at = [&](int64_t r) { return (r / group) * ldq + (h0 + r % group) * hd; };
   auto row_n = [&](int64_t r) { return n_kv[r / group]; };
-  for (int64_t c = 0; c < vecs; ++c) {
+  // Groups of up to 4 heads: rows in chunks of at most 3 (4 = 2 + 2), the dimensions in the lanes.
+  // By group, not by row count, so that a token's scores are the same whichever run it is in.
+  const bool by_rows = group <= 4;
+  for (int64_t c = 0; !by_rows && c < vecs; ++c) {
     float* t = qt + c * 8 * hd;
     for (int h = 0; h < 8; ++h) {
       const int64_t r = 8 * c + h;
@@ -151,9 +155,6 @@ void blocked_attention(const float* q, int64_t ldq, const KvView& k, const KvVie
     }
   }
   const float* kr[kAttentionKeyBlock];
-  // Groups of up to 4 heads: rows in chunks of at most 3 (4 = 2 + 2), the dimensions in the lanes.
-  // By group, not by row count, so that a token's scores are the same whichever run it is in.
-  const bool by_rows = group <= 4;
   for (int64_t j0 = 0; j0 < ld; j0 += kAttentionKeyBlock) {  // pass 1: scores
     const int64_t nb = std::min(kAttentionKeyBlock, ld - j0);
     for (int64_t i = 0; i < nb; ++i) kr[i] = kv_slice(k, j0 + i, off, hd, buf + i * hd);

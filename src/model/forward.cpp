@@ -2,6 +2,7 @@
 // which optional pieces (biases, post norms, fused tensors, rope layout) a model has.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 
 #include "core/fp16.h"
@@ -88,8 +89,8 @@ void Context::attention_in_parts(int64_t il, int64_t n, int64_t parts, float sca
                                  int64_t scratch_floats) {
   const ModelConfig& c = config_;
   const int64_t QD = c.q_dim(), hd = c.head_dim, items = n * c.n_head_kv, tasks = items * parts;
-  if (att_parts_.size() < size_t(tasks * QD)) att_parts_.resize(size_t(tasks * QD));
-  if (att_stats_.size() < size_t(tasks * 2 * group)) att_stats_.resize(size_t(tasks * 2 * group));
+  // Sized in Context::create for the most tasks a split makes (house rule 3: no allocation here).
+  if (att_parts_.size() < size_t(tasks * QD) || att_stats_.size() < size_t(tasks * 2 * group)) std::abort();
   pool_.parallel_for_stealing(tasks, /*step=*/1, /*grain=*/1, [&](int64_t b, int64_t e, int ith) {
     float* scratch = scores_ + int64_t(ith) * scratch_floats;
     for (int64_t it = b; it < e; ++it) {
@@ -97,10 +98,16 @@ void Context::attention_in_parts(int64_t il, int64_t n, int64_t parts, float sca
       const int32_t s = seq_[size_t(t)];
       const int64_t n_kv = att_n_[size_t(t)], k0 = n_kv * p / parts, k1 = n_kv * (p + 1) / parts;
       const int64_t len = k1 - k0;
+      float* stats = att_stats_.data() + it * 2 * group;
+      if (len == 0) {  // a token with fewer keys than parts: this part weighs nothing
+        for (int64_t g = 0; g < group; ++g) stats[2 * g] = -INFINITY, stats[2 * g + 1] = 0.0f;
+        std::fill_n(att_parts_.data() + it * QD + h * group * hd, group * hd, 0.0f);
+        continue;
+      }
       const k::KvView kc{opts_.kv_type, kv_row(k_cache_, s, il, k0), kv_row_bytes_};
       const k::KvView vc{opts_.kv_type, kv_row(v_cache_, s, il, k0), kv_row_bytes_};
       k::attention_tokens(q_ + t * QD, QD, kc, vc, &len, 1, h, group, hd, scale, att_parts_.data() + it * QD, scratch,
-                          att_stats_.data() + it * 2 * group);
+                          stats);
     }
   });
   for (int64_t item = 0; item < items; ++item) {

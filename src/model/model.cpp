@@ -139,6 +139,11 @@ Result<std::unique_ptr<Context>> Context::create(const Model& model, const Conte
   ctx->pos_.resize(size_t(opts.n_ubatch));
   ctx->att_n_.resize(size_t(opts.n_ubatch));
   ctx->att_runs_.reserve(size_t(opts.n_ubatch) + 1);
+  // Decode attention split over the keys (Context::attention_in_parts): fewer than 2T items, each
+  // in at most ceil(2T / items) parts, so at most 4T tasks for T threads.
+  const size_t split_tasks = 4 * size_t(pool.size());
+  ctx->att_parts_.assign(split_tasks * size_t(c.q_dim()), 0.0f);
+  ctx->att_stats_.assign(split_tasks * 2 * size_t(c.n_head / c.n_head_kv), 0.0f);
   ctx->n_logit_rows_ = logit_rows(opts);
   ctx->out_rows_.resize(size_t(ctx->n_logit_rows_));
   return ctx;

@@ -156,7 +156,7 @@ class Context {
   std::vector<int64_t> att_n_;        // (U) positions each staged token sees: pos + 1
   std::vector<int64_t> att_runs_;     // first token of each attention run, then U's end
   std::vector<float> att_parts_;      // decode attention split over the keys: each part's output
-  std::vector<float> att_stats_;      // and its rows' softmax maximum and sum
+  std::vector<float> att_stats_;      // and its rows' softmax maximum and sum (sized in create)
   // Activations for one ubatch of U = n_ubatch tokens.
   float* x_ = nullptr;        // (U, n_embd) residual stream
   float* h_ = nullptr;        // (U, n_embd) normed input / block output

@@ -63,3 +63,45 @@ TEST(AttentionParts, SplitDecodeMatchesOneThread) {
     EXPECT_LT(worst, 1e-4 * (1 + scale)) << "step " << s;
   }
 }
+
+// Two sequences decoding together, one deep and one at its first token: with 3 threads the step is
+// split (4 items < 6), and the short sequence's single key leaves one of its parts empty, which
+// must weigh nothing.
+TEST(AttentionParts, EmptyPartOfAShortSequenceWeighsNothing) {
+  ThreadPool gen(2);
+  const std::string path = test::temp_path(std::to_string(::getpid()) + "_attention_parts2.gguf");
+  ASSERT_TRUE(eval::write_synthetic_model(**eval::find_synthetic_shape("tiny-test"), DType::F32, path, gen).is_ok());
+  auto m = model::Model::load(path);
+  std::filesystem::remove(path);
+  ASSERT_TRUE(m.ok()) << m.status().message();
+  const int64_t V = (*m)->config().n_vocab, deep = 2100;
+  auto step = [&](int threads) {
+    ThreadPool pool(threads);
+    model::ContextOptions co;
+    co.n_ctx = deep + 2;
+    co.kv_type = DType::F32;
+    co.n_seq = 2;
+    co.n_ubatch = 512;
+    auto ctx = model::Context::create(**m, co, pool);
+    EXPECT_TRUE(ctx.ok()) << ctx.status().message();
+    std::vector<model::BatchToken> b;
+    for (int64_t i = 0; i < deep; ++i) b.push_back({int32_t((i * 7) % V), 0, false});
+    for (size_t i = 0; i < b.size(); i += 512) {
+      const int64_t len = std::min<int64_t>(512, int64_t(b.size() - i));
+      EXPECT_TRUE((*ctx)->decode_batch(b.data() + i, len).is_ok());
+    }
+    const model::BatchToken both[2] = {{5, 0, true}, {9, 1, true}};
+    EXPECT_TRUE((*ctx)->decode_batch(both, 2).is_ok());
+    std::vector<float> out((*ctx)->logits(0), (*ctx)->logits(0) + V);
+    out.insert(out.end(), (*ctx)->logits(1), (*ctx)->logits(1) + V);
+    return out;
+  };
+  const std::vector<float> one = step(1), three = step(3);
+  double worst = 0, scale = 0;
+  for (size_t i = 0; i < one.size(); ++i) {
+    ASSERT_TRUE(std::isfinite(three[i])) << i;
+    worst = std::max(worst, double(std::fabs(one[i] - three[i])));
+    scale = std::max(scale, double(std::fabs(one[i])));
+  }
+  EXPECT_LT(worst, 1e-4 * (1 + scale));
+}
