@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <memory>
 #include <random>
 #include <vector>
 
@@ -39,20 +40,27 @@ std::vector<std::vector<float>> decode_logits(const model::Model& m, int threads
   return out;
 }
 
+// The tiny-test shape in F32: 2 kv heads, so 2 threads split a step's keys in 2 parts once an
+// item is worth it.
+std::unique_ptr<model::Model> tiny_model() {
+  ThreadPool pool(2);
+  const std::string path = test::temp_path(std::to_string(::getpid()) + "_attention_parts.gguf");
+  EXPECT_TRUE(eval::write_synthetic_model(**eval::find_synthetic_shape("tiny-test"), DType::F32, path, pool).is_ok());
+  auto m = model::Model::load(path);
+  std::filesystem::remove(path);  // the mapping stays valid
+  EXPECT_TRUE(m.ok()) << m.status().message();
+  return m.ok() ? std::move(m).value() : nullptr;
+}
+
 }  // namespace
 
 TEST(AttentionParts, SplitDecodeMatchesOneThread) {
-  ThreadPool pool(2);
-  const std::string path = test::temp_path(std::to_string(::getpid()) + "_attention_parts.gguf");
-  // tiny-test: 2 kv heads, so 2 threads split a step's keys in 2 parts once an item is worth it.
-  ASSERT_TRUE(eval::write_synthetic_model(**eval::find_synthetic_shape("tiny-test"), DType::F32, path, pool).is_ok());
-  auto m = model::Model::load(path);
-  std::filesystem::remove(path);
-  ASSERT_TRUE(m.ok()) << m.status().message();
-  ASSERT_EQ((*m)->config().n_head_kv, 2);
+  auto m = tiny_model();
+  ASSERT_TRUE(m);
+  ASSERT_EQ(m->config().n_head_kv, 2);
   const int64_t prompt = 2100;  // enough keys per item to be worth a second thread
-  const auto one = decode_logits(**m, 1, prompt, 3);
-  const auto two = decode_logits(**m, 2, prompt, 3);
+  const auto one = decode_logits(*m, 1, prompt, 3);
+  const auto two = decode_logits(*m, 2, prompt, 3);
   ASSERT_EQ(one.size(), two.size());
   for (size_t s = 0; s < one.size(); ++s) {
     double worst = 0, scale = 0;
@@ -68,13 +76,9 @@ TEST(AttentionParts, SplitDecodeMatchesOneThread) {
 // split (4 items < 6), and the short sequence's single key leaves one of its parts empty, which
 // must weigh nothing.
 TEST(AttentionParts, EmptyPartOfAShortSequenceWeighsNothing) {
-  ThreadPool gen(2);
-  const std::string path = test::temp_path(std::to_string(::getpid()) + "_attention_parts2.gguf");
-  ASSERT_TRUE(eval::write_synthetic_model(**eval::find_synthetic_shape("tiny-test"), DType::F32, path, gen).is_ok());
-  auto m = model::Model::load(path);
-  std::filesystem::remove(path);
-  ASSERT_TRUE(m.ok()) << m.status().message();
-  const int64_t V = (*m)->config().n_vocab, deep = 2100;
+  auto m = tiny_model();
+  ASSERT_TRUE(m);
+  const int64_t V = m->config().n_vocab, deep = 2100;
   auto step = [&](int threads) {
     ThreadPool pool(threads);
     model::ContextOptions co;
@@ -82,7 +86,7 @@ TEST(AttentionParts, EmptyPartOfAShortSequenceWeighsNothing) {
     co.kv_type = DType::F32;
     co.n_seq = 2;
     co.n_ubatch = 512;
-    auto ctx = model::Context::create(**m, co, pool);
+    auto ctx = model::Context::create(*m, co, pool);
     EXPECT_TRUE(ctx.ok()) << ctx.status().message();
     std::vector<model::BatchToken> b;
     for (int64_t i = 0; i < deep; ++i) b.push_back({int32_t((i * 7) % V), 0, false});
