@@ -34,25 +34,31 @@ void Context::store_kv_row(const float* x, char* dst, int64_t n) const {
   }
 }
 
+void Context::plan_attention(int64_t n) {
+  const int64_t group = config_.n_head / config_.n_head_kv;
+  const int64_t block = std::min(k::attention_token_block(group), opts_.n_ubatch);
+  // Runs of consecutive tokens of one sequence, up to `block` tokens: each run reads its
+  // sequence's cache once for all its query rows. Token t sits at position pos_[t] of its sequence
+  // and sees positions 0 .. pos_[t] (causal; earlier tokens of the same sequence in this batch are
+  // already stored). The same for every layer of the pass.
+  att_runs_.clear();
+  att_max_pos_ = 0;
+  for (int64_t t = 0; t < n; ++t) {
+    att_n_[size_t(t)] = pos_[size_t(t)] + 1;
+    att_max_pos_ = std::max(att_max_pos_, pos_[size_t(t)]);
+    if (att_runs_.empty() || seq_[size_t(t)] != seq_[size_t(t - 1)] || t - att_runs_.back() == block)
+      att_runs_.push_back(t);
+  }
+  att_runs_.push_back(n);
+}
+
 void Context::attention(int64_t il, int64_t n) {
   const ModelConfig& c = config_;
   const float scale = 1.0f / std::sqrt(float(c.head_dim));
   const int64_t group = c.n_head / c.n_head_kv;
   const int64_t block = std::min(k::attention_token_block(group), opts_.n_ubatch);
   const int64_t scratch_floats = k::attention_scratch_floats(opts_.n_ctx, block * group, c.head_dim);
-  // Runs of consecutive tokens of one sequence, up to `block` tokens: each run reads its
-  // sequence's cache once for all its query rows. Token t sits at position pos_[t] of its sequence
-  // and sees positions 0 .. pos_[t] (causal; earlier tokens of the same sequence in this batch are
-  // already stored).
-  att_runs_.clear();
-  int64_t max_pos = 0;
-  for (int64_t t = 0; t < n; ++t) {
-    att_n_[size_t(t)] = pos_[size_t(t)] + 1;
-    max_pos = std::max(max_pos, pos_[size_t(t)]);
-    if (att_runs_.empty() || seq_[size_t(t)] != seq_[size_t(t - 1)] || t - att_runs_.back() == block)
-      att_runs_.push_back(t);
-  }
-  att_runs_.push_back(n);
+  const int64_t max_pos = att_max_pos_;
   const int64_t runs = int64_t(att_runs_.size()) - 1;
   const int64_t items = runs * c.n_head_kv;  // (run, kv head) pairs
   auto run = [&](int64_t b, int64_t e, int ith) {
@@ -124,6 +130,7 @@ void Context::forward(int64_t n, int64_t n_out) {
   const int64_t E = c.n_embd, QD = c.q_dim(), KD = c.kv_dim();
 
   const int64_t R = c.rope.n_rot;
+  plan_attention(n);
   for (int64_t t = 0; t < n; ++t) {
     k::get_row(w.token_embd, tok_[size_t(t)], x_ + t * E);
     k::rope_angles(float(pos_[size_t(t)]), w.inv_freq.data(), R, rope_ + t * R);

@@ -124,6 +124,8 @@ class Context {
   // Runs the n tokens staged in tok_/seq_/pos_ (at most n_ubatch); logits for the n_out staged
   // in out_rows_.
   void forward(int64_t n, int64_t n_out);
+  // The attention runs of the n staged tokens (att_runs_, att_n_, att_max_pos_), once per pass.
+  void plan_attention(int64_t n);
   void attention(int64_t il, int64_t n);
   // attention() of n tokens, one per sequence, with each (token, kv head) item's keys in `parts`.
   void attention_in_parts(int64_t il, int64_t n, int64_t parts, float scale, int64_t group, int64_t scratch_floats);
@@ -155,6 +157,7 @@ class Context {
   std::vector<int64_t> scratch_pos_;  // (n_seq) positions while a batch is checked
   std::vector<int64_t> att_n_;        // (U) positions each staged token sees: pos + 1
   std::vector<int64_t> att_runs_;     // first token of each attention run, then U's end
+  int64_t att_max_pos_ = 0;           // the latest position among the staged tokens
   std::vector<float> att_parts_;      // decode attention split over the keys: each part's output
   std::vector<float> att_stats_;      // and its rows' softmax maximum and sum (sized in create)
   // Activations for one ubatch of U = n_ubatch tokens.
