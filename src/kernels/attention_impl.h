@@ -28,16 +28,23 @@ constexpr int64_t kAttentionMaxDims = 1024;  // the widest head blocked_attentio
 
 #include "kernels/f16_row_impl.h"
 
-// Elements [off, off + n) of cache row `row` as floats: a pointer into the cache (F32) or into buf.
-inline const float* kv_slice(const KvView& c, int64_t row, int64_t off, int64_t n, float* buf) {
+// The view of kv head `kv_head` alone: its slice of position j at data + j * row_bytes.
+inline KvView head_view(const KvView& c, int64_t kv_head, int64_t head_dim) {
+  const size_t stride = c.head_bytes ? c.head_bytes : dtype_row_bytes(c.type, head_dim);
+  return {c.type, static_cast<const char*>(c.data) + size_t(kv_head) * stride, c.row_bytes, 0};
+}
+
+// The n elements of (a head view's) cache row `row` as floats: a pointer into the cache (F32) or
+// into buf.
+inline const float* kv_slice(const KvView& c, int64_t row, int64_t n, float* buf) {
   const char* r = static_cast<const char*>(c.data) + size_t(row) * c.row_bytes;
   switch (c.type) {
-    case DType::F32: return reinterpret_cast<const float*>(r) + off;
+    case DType::F32: return reinterpret_cast<const float*>(r);
     case DType::F16:
-      f16_to_f32_row(reinterpret_cast<const uint16_t*>(r) + off, buf, n);
+      f16_to_f32_row(reinterpret_cast<const uint16_t*>(r), buf, n);
       return buf;
-    default: {  // Q8_0, off and n multiples of 32
-      const quant::BlockQ8_0* b = reinterpret_cast<const quant::BlockQ8_0*>(r) + off / 32;
+    default: {  // Q8_0, n a multiple of 32
+      const quant::BlockQ8_0* b = reinterpret_cast<const quant::BlockQ8_0*>(r);
       for (int64_t k = 0; k < n / 32; ++k) {
         const float d = fp16_to_f32(b[k].d);
         for (int j = 0; j < 32; ++j) buf[32 * k + j] = d * float(b[k].qs[j]);
@@ -47,9 +54,9 @@ inline const float* kv_slice(const KvView& c, int64_t row, int64_t off, int64_t 
   }
 }
 
-// Rows ahead of the one being converted whose slices are prefetched. One kv head's slice is a part
-// of each cache row (strided by row_bytes); deep in a conversation the cache is read from memory
-// and the conversion waited on each line (70% of a SmolLM2 decode's attention at 1024 positions).
+// Rows ahead of the one being converted whose slices are prefetched. Deep in a conversation the
+// cache is read from memory and the conversion waited on each line (70% of a SmolLM2 decode's
+// attention at 1024 positions, with the heads side by side in each row).
 constexpr int64_t kKvPrefetchRows = 32;
 
 // A prefetch of the line holding p into every cache level. In asm: GCC 12's dead-code elimination
@@ -65,16 +72,10 @@ inline void prefetch_line(const char* p) {
 #endif
 }
 
-// Prefetch slice [off, off + n) of cache row `row` (for reading soon).
-inline void prefetch_kv(const KvView& c, int64_t row, int64_t off, int64_t n) {
-  const size_t b0 = c.type == DType::F32 ? size_t(off) * 4
-                    : c.type == DType::F16 ? size_t(off) * 2
-                                           : size_t(off / 32) * sizeof(quant::BlockQ8_0);
-  const size_t b1 = c.type == DType::F32 ? size_t(off + n) * 4
-                    : c.type == DType::F16 ? size_t(off + n) * 2
-                                           : size_t((off + n) / 32) * sizeof(quant::BlockQ8_0);
+// Prefetch the `bytes` bytes of (a head view's) cache row `row` (for reading soon).
+inline void prefetch_kv(const KvView& c, int64_t row, size_t bytes) {
   const char* r = static_cast<const char*>(c.data) + size_t(row) * c.row_bytes;
-  for (size_t b = b0 & ~size_t(63); b < b1; b += 64) prefetch_line(r + b);
+  for (size_t b = 0; b < bytes; b += 64) prefetch_line(r + b);
 }
 
 inline float dot(const float* a, const float* b, int64_t n) {
@@ -161,16 +162,18 @@ inline void score_rows(const float* const* qr, const float* const* kr, int64_t m
 // keys of its longest row; each row's softmax and sum take only its own (causal). Values: each
 // block of rows converted once, then per query row Ops::kDims dimensions in registers over them.
 template <class Ops>
-void blocked_attention(const float* q, int64_t ldq, const KvView& k, const KvView& v, const int64_t* n_kv,
+void blocked_attention(const float* q, int64_t ldq, const KvView& kc, const KvView& vc, const int64_t* n_kv,
                        int64_t nt, int64_t kv_head, int64_t group, int64_t hd, float scale, float* out,
                        float* scratch, float* row_stats) {
+  const KvView k = head_view(kc, kv_head, hd), v = head_view(vc, kv_head, hd);
   const int64_t rows = nt * group, vecs = (rows + 7) / 8;
   int64_t ld = 0;  // the longest row: score rows' stride
   for (int64_t i = 0; i < nt; ++i) ld = std::max(ld, n_kv[i]);
   float* scores = scratch;  // (rows, ld)
   float* qt = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(scores + rows * ld) + 31) & ~uintptr_t(31));
   float* buf = qt + vecs * 8 * hd;  // kAttentionKeyBlock converted rows
-  const int64_t h0 = kv_head * group, off = kv_head * hd;
+  const int64_t h0 = kv_head * group;
+  const size_t slice_bytes = dtype_row_bytes(k.type, hd);
   auto row_at = [&](int64_t r) { return (r / group) * ldq + (h0 + r % group) * hd; };
   auto row_n = [&](int64_t r) { return n_kv[r / group]; };
   // Groups of up to 4 heads: rows in chunks of at most 3 (4 = 2 + 2), the dimensions in the lanes.
@@ -188,8 +191,8 @@ void blocked_attention(const float* q, int64_t ldq, const KvView& k, const KvVie
   for (int64_t j0 = 0; j0 < ld; j0 += kAttentionKeyBlock) {  // pass 1: scores
     const int64_t nb = std::min(kAttentionKeyBlock, ld - j0);
     for (int64_t i = 0; i < nb; ++i) {
-      if (j0 + i + kKvPrefetchRows < ld) prefetch_kv(k, j0 + i + kKvPrefetchRows, off, hd);
-      kr[i] = kv_slice(k, j0 + i, off, hd, buf + i * hd);
+      if (j0 + i + kKvPrefetchRows < ld) prefetch_kv(k, j0 + i + kKvPrefetchRows, slice_bytes);
+      kr[i] = kv_slice(k, j0 + i, hd, buf + i * hd);
     }
     for (int64_t r0 = 0; by_rows && r0 < rows;) {
       const int nr = int(rows - r0 == 4 ? 2 : std::min<int64_t>(3, rows - r0));
@@ -216,7 +219,7 @@ void blocked_attention(const float* q, int64_t ldq, const KvView& k, const KvVie
       for (; j < m; ++j) score_keys<Ops, 1>(t, kr + j, hd, scale, nh, s + j, ld);
     }
   }
-  for (int64_t i = 0; i < std::min(kKvPrefetchRows, ld); ++i) prefetch_kv(v, i, off, hd);  // over the softmax
+  for (int64_t i = 0; i < std::min(kKvPrefetchRows, ld); ++i) prefetch_kv(v, i, slice_bytes);  // over the softmax
   for (int64_t r = 0; r < rows; ++r) {
     const RowStats st = softmax_row(scores + r * ld, row_n(r));
     if (row_stats) row_stats[2 * r] = st.max, row_stats[2 * r + 1] = st.sum;
@@ -225,8 +228,8 @@ void blocked_attention(const float* q, int64_t ldq, const KvView& k, const KvVie
   for (int64_t j0 = 0; j0 < ld; j0 += kAttentionKeyBlock) {  // pass 2: values
     const int64_t nb = std::min(kAttentionKeyBlock, ld - j0);
     for (int64_t i = 0; i < nb; ++i) {
-      if (j0 + i + kKvPrefetchRows < ld) prefetch_kv(v, j0 + i + kKvPrefetchRows, off, hd);
-      kr[i] = kv_slice(v, j0 + i, off, hd, buf + i * hd);
+      if (j0 + i + kKvPrefetchRows < ld) prefetch_kv(v, j0 + i + kKvPrefetchRows, slice_bytes);
+      kr[i] = kv_slice(v, j0 + i, hd, buf + i * hd);
     }
     for (int64_t r = 0; r < rows; ++r) {
       const int64_t n = std::min(nb, row_n(r) - j0);
@@ -243,16 +246,16 @@ void blocked_attention(const float* q, int64_t ldq, const KvView& k, const KvVie
 inline bool blocked_attention_fits(int64_t head_dim) { return head_dim % 8 == 0 && head_dim <= kAttentionMaxDims; }
 
 // One token of the portable attention (the scalar twin, and the SIMD files' fallback).
-inline void portable_attention(const float* q, const KvView& k, const KvView& v, int64_t n_kv, int64_t kv_head,
+inline void portable_attention(const float* q, const KvView& kc, const KvView& vc, int64_t n_kv, int64_t kv_head,
                                int64_t group, int64_t head_dim, float scale, float* out, float* scratch,
                                float* row_stats) {
+  const KvView k = head_view(kc, kv_head, head_dim), v = head_view(vc, kv_head, head_dim);
   float* scores = scratch;              // (group, n_kv)
   float* row = scratch + group * n_kv;  // one decoded head slice
   const int64_t h0 = kv_head * group;
-  const int64_t off = kv_head * head_dim;
   // Pass 1: every key row is read (and decoded) once for all query heads of the group.
   for (int64_t j = 0; j < n_kv; ++j) {
-    const float* kj = kv_slice(k, j, off, head_dim, row);
+    const float* kj = kv_slice(k, j, head_dim, row);
     for (int64_t g = 0; g < group; ++g)
       scores[g * n_kv + j] = dot(q + (h0 + g) * head_dim, kj, head_dim) * scale;
   }
@@ -263,7 +266,7 @@ inline void portable_attention(const float* q, const KvView& k, const KvView& v,
   }
   // Pass 2: every value row once, accumulated into each head's output with its weight.
   for (int64_t j = 0; j < n_kv; ++j) {
-    const float* vj = kv_slice(v, j, off, head_dim, row);
+    const float* vj = kv_slice(v, j, head_dim, row);
     for (int64_t g = 0; g < group; ++g) {
       const float p = scores[g * n_kv + j];
       float* o = out + (h0 + g) * head_dim;

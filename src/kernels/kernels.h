@@ -44,12 +44,16 @@ void rope(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, const floa
 // cos_sin (n_rot) = {cos, sin} of pos * inv_freq[i] for each of the n_rot/2 pairs.
 void rope_angles(float pos, const float* inv_freq, int64_t n_rot, float* cos_sin);
 
-// A layer's KV cache: one row per position of kv_dim elements (head g at element g*head_dim), in
-// F32, F16 or Q8_0 (head_dim a multiple of 32).
+// A layer's KV cache in F32, F16 or Q8_0 (head_dim a multiple of 32): kv head g's slice of
+// position j at data + g * head_bytes + j * row_bytes. head_bytes 0: the heads side by side in one
+// row per position (head g at element g * head_dim, row_bytes for all of them); the engine's cache
+// is head-major instead (each head's positions contiguous, row_bytes one slice, head_bytes n_ctx
+// of them), so that one head's attention streams through memory.
 struct KvView {
   DType type = DType::F32;
   const void* data = nullptr;
   size_t row_bytes = 0;
+  size_t head_bytes = 0;
 };
 
 // A run of n_tok tokens of one sequence against kv group `kv_head` (query heads kv_head*group ..

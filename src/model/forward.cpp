@@ -22,15 +22,20 @@ constexpr int64_t kMinAttentionMacsPerThread = 128 * 1024;
 constexpr int64_t kMinKeysPerPart = 256;
 }  // namespace
 
-void Context::store_kv_row(const float* x, char* dst, int64_t n) const {
-  switch (opts_.kv_type) {
-    case DType::F32: std::memcpy(dst, x, size_t(n) * sizeof(float)); break;
-    case DType::F16: {
-      uint16_t* h = reinterpret_cast<uint16_t*>(dst);
-      for (int64_t i = 0; i < n; ++i) h[i] = f32_to_fp16(x[i]);
-      break;
+void Context::store_kv(const float* x, char* cache, int32_t seq, int64_t il, int64_t pos) const {
+  const int64_t hd = config_.head_dim;
+  for (int64_t h = 0; h < config_.n_head_kv; ++h) {
+    char* dst = kv_slice(cache, seq, il, h, pos);
+    const float* xh = x + h * hd;
+    switch (opts_.kv_type) {
+      case DType::F32: std::memcpy(dst, xh, size_t(hd) * sizeof(float)); break;
+      case DType::F16: {
+        uint16_t* o = reinterpret_cast<uint16_t*>(dst);
+        for (int64_t i = 0; i < hd; ++i) o[i] = f32_to_fp16(xh[i]);
+        break;
+      }
+      default: quant::quantize_row(opts_.kv_type, xh, dst, hd); break;
     }
-    default: quant::quantize_row(opts_.kv_type, x, dst, n); break;
   }
 }
 
@@ -66,8 +71,7 @@ void Context::attention(int64_t il, int64_t n) {
     for (int64_t it = b; it < e; ++it) {
       const int64_t r = it / c.n_head_kv, t0 = att_runs_[size_t(r)], nt = att_runs_[size_t(r + 1)] - t0;
       const int32_t s = seq_[size_t(t0)];
-      const k::KvView kc{opts_.kv_type, kv_row(k_cache_, s, il, 0), kv_row_bytes_};
-      const k::KvView vc{opts_.kv_type, kv_row(v_cache_, s, il, 0), kv_row_bytes_};
+      const k::KvView kc = kv_view(k_cache_, s, il, 0), vc = kv_view(v_cache_, s, il, 0);
       k::attention_tokens(q_ + t0 * c.q_dim(), c.q_dim(), kc, vc, &att_n_[size_t(t0)], nt, it % c.n_head_kv,
                           group, c.head_dim, scale, att_ + t0 * c.q_dim(), scratch);
     }
@@ -116,8 +120,7 @@ void Context::attention_in_parts(int64_t il, int64_t n, int64_t parts, float sca
         std::fill_n(att_parts_.data() + slot * QD + h * group * hd, group * hd, 0.0f);
         continue;
       }
-      const k::KvView kc{opts_.kv_type, kv_row(k_cache_, s, il, k0), kv_row_bytes_};
-      const k::KvView vc{opts_.kv_type, kv_row(v_cache_, s, il, k0), kv_row_bytes_};
+      const k::KvView kc = kv_view(k_cache_, s, il, k0), vc = kv_view(v_cache_, s, il, k0);
       k::attention_tokens(q_ + t * QD, QD, kc, vc, &len, 1, h, group, hd, scale, att_parts_.data() + slot * QD,
                           scratch, stats);
     }
@@ -159,8 +162,8 @@ void Context::forward(int64_t n, int64_t n_out) {
       if (l.bv) k::add_inplace(v_ + t * KD, l.bv, KD);
       k::rope(qt, c.n_head, c.head_dim, R, rope_ + t * R, c.rope.neox);
       k::rope(kt, c.n_head_kv, c.head_dim, R, rope_ + t * R, c.rope.neox);
-      store_kv_row(kt, kv_row(k_cache_, seq_[size_t(t)], il, pos_[size_t(t)]), KD);
-      store_kv_row(v_ + t * KD, kv_row(v_cache_, seq_[size_t(t)], il, pos_[size_t(t)]), KD);
+      store_kv(kt, k_cache_, seq_[size_t(t)], il, pos_[size_t(t)]);
+      store_kv(v_ + t * KD, v_cache_, seq_[size_t(t)], il, pos_[size_t(t)]);
     }
     attention(il, n);
     if (opts_.observer) opts_.observer->observe(MatmulSite::kAttnOut, il, att_, n, QD);

@@ -131,7 +131,8 @@ Result<std::unique_ptr<Context>> Context::create(const Model& model, const Conte
   for (size_t i = 0; i < kNumBuffers; ++i) *bufs[i] = ctx->arena_.alloc<float>(sizes[i]);
   ctx->k_cache_ = ctx->kv_.data();
   ctx->v_cache_ = ctx->kv_.data() + kv;
-  ctx->kv_row_bytes_ = dtype_row_bytes(opts.kv_type, c.kv_dim());
+  ctx->kv_head_bytes_ = dtype_row_bytes(opts.kv_type, c.head_dim);
+  ctx->kv_row_bytes_ = size_t(c.n_head_kv) * ctx->kv_head_bytes_;
   ctx->n_past_.assign(size_t(opts.n_seq), 0);
   ctx->scratch_pos_.assign(size_t(opts.n_seq), 0);
   ctx->tok_.resize(size_t(opts.n_ubatch));

@@ -422,6 +422,46 @@ TEST_P(AttentionShapes, OnTypedCachesMatchesReference) {
   }
 }
 
+// The engine's head-major cache (each kv head's positions contiguous, head_bytes apart) gives the
+// same results, bit for bit, as the heads side by side in each row: the kernels read a head's
+// slices through head_bytes. The heads are padded apart (not n_kv slices) so that a kernel taking
+// the stride from anything but head_bytes reads the wrong rows.
+TEST_P(AttentionShapes, HeadMajorCacheMatchesSideBySide) {
+  const auto [n_head_kv, group, hd, n_kv] = GetParam();
+  const int64_t kv_dim = n_head_kv * hd, qd = n_head_kv * group * hd;
+  std::mt19937 rng(11);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> q(static_cast<size_t>(qd)), k(static_cast<size_t>(n_kv * kv_dim)), v(k.size());
+  for (auto& x : q) x = nd(rng);
+  for (auto& x : k) x = nd(rng);
+  for (auto& x : v) x = nd(rng);
+  for (DType t : {DType::F32, DType::F16, DType::Q8_0}) {
+    if (t == DType::Q8_0 && hd % 32 != 0) continue;
+    const TypedCache c = make_cache(t, k, v, n_kv, kv_dim);
+    const size_t sb = dtype_row_bytes(t, hd), head_bytes = sb * size_t(n_kv + 3);
+    std::vector<uint8_t> kh(head_bytes * size_t(n_head_kv), 0xff), vh(kh.size(), 0xff);  // NaN padding
+    for (int64_t g = 0; g < n_head_kv; ++g)
+      for (int64_t j = 0; j < n_kv; ++j) {
+        std::memcpy(kh.data() + g * head_bytes + j * sb, c.kc.data() + j * c.rb + g * sb, sb);
+        std::memcpy(vh.data() + g * head_bytes + j * sb, c.vc.data() + j * c.rb + g * sb, sb);
+      }
+    for (const kernels::KernelTable* isa : kernels::available_isas()) {
+      ASSERT_TRUE(kernels::force_isa(isa->name).is_ok());
+      std::vector<float> rows(q.size(), NAN), heads(q.size(), NAN);
+      std::vector<float> scratch(size_t(kernels::attention_scratch_floats(n_kv, group, hd)));
+      const kernels::KvView kr{t, c.kc.data(), c.rb}, vr{t, c.vc.data(), c.rb};
+      const kernels::KvView kv{t, kh.data(), sb, head_bytes}, vv{t, vh.data(), sb, head_bytes};
+      for (int64_t g = 0; g < n_head_kv; ++g) {
+        kernels::attention_group(q.data(), kr, vr, n_kv, g, group, hd, 0.125f, rows.data(), scratch.data());
+        kernels::attention_group(q.data(), kv, vv, n_kv, g, group, hd, 0.125f, heads.data(), scratch.data());
+      }
+      for (size_t i = 0; i < q.size(); ++i)
+        ASSERT_EQ(heads[i], rows[i]) << isa->name << " " << dtype_name(t) << " i " << i;
+    }
+  }
+  ASSERT_TRUE(kernels::force_isa(kernels::available_isas().back()->name).is_ok());
+}
+
 // Attention over the whole cache = the merge of attention over parts of it (views that start at a
 // later row) by their rows' softmax statistics: decode split over the keys across threads.
 TEST_P(AttentionShapes, PartsMergeToTheWhole) {
