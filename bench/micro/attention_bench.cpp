@@ -1,7 +1,7 @@
 // Microbenchmark of one decode step's attention (kernels::attention_group) for one ISA table: one
-// token's query heads against n_kv cached positions of 4 kv heads, the cache side by side in rows
-// as a plain array (f16, or f32 with a 5th argument "32"). Thread CPU time, best of 30 rounds of
-// 20 steps -> microseconds per (token, layer) and GMAC/s (scores + values).
+// token's query heads against n_kv cached positions of 4 kv heads, the cache head-major as the
+// engine keeps it (f16, or f32 with a 5th argument "32"). Thread CPU time, best of 30 rounds of 20
+// steps -> microseconds per (token, layer) and GMAC/s (scores + values).
 // Build (not part of the CMake tree):
 //   g++ -std=c++20 -O2 -Isrc bench/micro/attention_bench.cpp build/src/kernels/libedgeglm_kernels.a
 //       build/src/quant/libedgeglm_quant.a build/src/core/libedgeglm_core.a -lpthread
@@ -38,14 +38,15 @@ int main(int argc, char** argv) {
   std::vector<float> q(size_t(n_kv_heads * group * hd)), out(q.size()), kf(size_t(n_kv * kv_dim));
   for (auto& x : q) x = nd(rng);
   for (auto& x : kf) x = nd(rng);
-  const size_t rb = dtype_row_bytes(ct, kv_dim);
-  std::vector<uint8_t> kc(rb * size_t(n_kv)), vc(kc.size());
-  for (int64_t j = 0; j < n_kv; ++j) {
-    quant::quantize_row(ct, kf.data() + j * kv_dim, kc.data() + j * rb, kv_dim);
-    quant::quantize_row(ct, kf.data() + j * kv_dim, vc.data() + j * rb, kv_dim);
-  }
+  const size_t sb = dtype_row_bytes(ct, hd), head_bytes = sb * size_t(n_kv);  // one head's slice; its rows
+  std::vector<uint8_t> kc(head_bytes * size_t(n_kv_heads)), vc(kc.size());
+  for (int64_t g = 0; g < n_kv_heads; ++g)
+    for (int64_t j = 0; j < n_kv; ++j) {
+      quant::quantize_row(ct, kf.data() + j * kv_dim + g * hd, kc.data() + g * head_bytes + j * sb, hd);
+      quant::quantize_row(ct, kf.data() + j * kv_dim + g * hd, vc.data() + g * head_bytes + j * sb, hd);
+    }
   std::vector<float> scratch(size_t(kernels::attention_scratch_floats(n_kv, group, hd)));
-  const kernels::KvView kv{ct, kc.data(), rb}, vv{ct, vc.data(), rb};
+  const kernels::KvView kv{ct, kc.data(), sb, head_bytes}, vv{ct, vc.data(), sb, head_bytes};
   auto cpu = [] {
     timespec ts;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
