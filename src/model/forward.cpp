@@ -104,24 +104,19 @@ void Context::attention_in_parts(int64_t il, int64_t n, int64_t parts, float sca
   pool_.parallel_for_stealing(tasks, /*step=*/1, /*grain=*/1, [&](int64_t b, int64_t e, int ith) {
     float* scratch = scores_ + int64_t(ith) * scratch_floats;
     for (int64_t it = b; it < e; ++it) {
-      // Tasks in part-major order: a thread's consecutive tasks are the kv heads of one range of
-      // positions, whose cache rows hold all the heads side by side (a head's slice is a strided
-      // part of each row), read while the neighbouring lines are on their way or still cached.
-      // SmolLM2 tg128, p50 per token: 5.3-5.6 -> 4.8-5.7 ms at depth 1024, 11.5-12.9 -> 10.5-11.7 at
-      // 4096 (head-major order before). More, smaller parts did not help further.
-      const int64_t p = it / items, item = it % items, slot = item * parts + p;
+      const int64_t item = it / parts, p = it % parts;
       const int64_t t = item / c.n_head_kv, h = item % c.n_head_kv;
       const int32_t s = seq_[size_t(t)];
       const int64_t n_kv = att_n_[size_t(t)], k0 = n_kv * p / parts, k1 = n_kv * (p + 1) / parts;
       const int64_t len = k1 - k0;
-      float* stats = att_stats_.data() + slot * 2 * group;
+      float* stats = att_stats_.data() + it * 2 * group;
       if (len == 0) {  // a token with fewer keys than parts: this part weighs nothing
         for (int64_t g = 0; g < group; ++g) stats[2 * g] = -INFINITY, stats[2 * g + 1] = 0.0f;
-        std::fill_n(att_parts_.data() + slot * QD + h * group * hd, group * hd, 0.0f);
+        std::fill_n(att_parts_.data() + it * QD + h * group * hd, group * hd, 0.0f);
         continue;
       }
       const k::KvView kc = kv_view(k_cache_, s, il, k0), vc = kv_view(v_cache_, s, il, k0);
-      k::attention_tokens(q_ + t * QD, QD, kc, vc, &len, 1, h, group, hd, scale, att_parts_.data() + slot * QD,
+      k::attention_tokens(q_ + t * QD, QD, kc, vc, &len, 1, h, group, hd, scale, att_parts_.data() + it * QD,
                           scratch, stats);
     }
   });
