@@ -188,12 +188,16 @@ void blocked_attention(const float* q, int64_t ldq, const KvView& kc, const KvVi
     }
   }
   const float* kr[kAttentionKeyBlock];
+  // Rows [j0, j0 + nb) of c as floats in kr, the rows kKvPrefetchRows ahead prefetched.
+  auto convert_block = [&](const KvView& c, int64_t j0, int64_t nb) {
+    for (int64_t i = 0; i < nb; ++i) {
+      if (j0 + i + kKvPrefetchRows < ld) prefetch_kv(c, j0 + i + kKvPrefetchRows, slice_bytes);
+      kr[i] = kv_slice(c, j0 + i, hd, buf + i * hd);
+    }
+  };
   for (int64_t j0 = 0; j0 < ld; j0 += kAttentionKeyBlock) {  // pass 1: scores
     const int64_t nb = std::min(kAttentionKeyBlock, ld - j0);
-    for (int64_t i = 0; i < nb; ++i) {
-      if (j0 + i + kKvPrefetchRows < ld) prefetch_kv(k, j0 + i + kKvPrefetchRows, slice_bytes);
-      kr[i] = kv_slice(k, j0 + i, hd, buf + i * hd);
-    }
+    convert_block(k, j0, nb);
     for (int64_t r0 = 0; by_rows && r0 < rows;) {
       const int nr = int(rows - r0 == 4 ? 2 : std::min<int64_t>(3, rows - r0));
       const float* qr[3];
@@ -227,10 +231,7 @@ void blocked_attention(const float* q, int64_t ldq, const KvView& kc, const KvVi
   }
   for (int64_t j0 = 0; j0 < ld; j0 += kAttentionKeyBlock) {  // pass 2: values
     const int64_t nb = std::min(kAttentionKeyBlock, ld - j0);
-    for (int64_t i = 0; i < nb; ++i) {
-      if (j0 + i + kKvPrefetchRows < ld) prefetch_kv(v, j0 + i + kKvPrefetchRows, slice_bytes);
-      kr[i] = kv_slice(v, j0 + i, hd, buf + i * hd);
-    }
+    convert_block(v, j0, nb);
     for (int64_t r = 0; r < rows; ++r) {
       const int64_t n = std::min(nb, row_n(r) - j0);
       if (n <= 0) continue;

@@ -3,9 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
-#include <cstring>
 
-#include "core/fp16.h"
 #include "quant/quant.h"
 
 #include "kernels/kernels.h"
@@ -24,19 +22,8 @@ constexpr int64_t kMinKeysPerPart = 256;
 
 void Context::store_kv(const float* x, char* cache, int32_t seq, int64_t il, int64_t pos) const {
   const int64_t hd = config_.head_dim;
-  for (int64_t h = 0; h < config_.n_head_kv; ++h) {
-    char* dst = kv_slice(cache, seq, il, h, pos);
-    const float* xh = x + h * hd;
-    switch (opts_.kv_type) {
-      case DType::F32: std::memcpy(dst, xh, size_t(hd) * sizeof(float)); break;
-      case DType::F16: {
-        uint16_t* o = reinterpret_cast<uint16_t*>(dst);
-        for (int64_t i = 0; i < hd; ++i) o[i] = f32_to_fp16(xh[i]);
-        break;
-      }
-      default: quant::quantize_row(opts_.kv_type, xh, dst, hd); break;
-    }
-  }
+  for (int64_t h = 0; h < config_.n_head_kv; ++h)
+    quant::quantize_row(opts_.kv_type, x + h * hd, kv_slice(cache, seq, il, h, pos), hd);
 }
 
 void Context::plan_attention(int64_t n) {

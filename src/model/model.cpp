@@ -132,7 +132,6 @@ Result<std::unique_ptr<Context>> Context::create(const Model& model, const Conte
   ctx->k_cache_ = ctx->kv_.data();
   ctx->v_cache_ = ctx->kv_.data() + kv;
   ctx->kv_head_bytes_ = dtype_row_bytes(opts.kv_type, c.head_dim);
-  ctx->kv_row_bytes_ = size_t(c.n_head_kv) * ctx->kv_head_bytes_;
   ctx->n_past_.assign(size_t(opts.n_seq), 0);
   ctx->scratch_pos_.assign(size_t(opts.n_seq), 0);
   ctx->tok_.resize(size_t(opts.n_ubatch));
@@ -152,7 +151,7 @@ Result<std::unique_ptr<Context>> Context::create(const Model& model, const Conte
 
 void Context::release(int32_t seq) {
   n_past_[size_t(seq)] = 0;
-  const size_t slot = size_t(config_.n_layer) * size_t(opts_.n_ctx) * kv_row_bytes_;
+  const size_t slot = kv_bytes_per_position() / 2 * size_t(opts_.n_ctx);  // one sequence's K (or V)
   kv_.release(size_t(k_cache_ - kv_.data()) + size_t(seq) * slot, slot);
   kv_.release(size_t(v_cache_ - kv_.data()) + size_t(seq) * slot, slot);
 }

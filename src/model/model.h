@@ -115,7 +115,9 @@ class Context {
   void release(int32_t seq);
   // Bytes of KV cache the sequences' positions occupy now (what a memory budget counts).
   size_t kv_bytes_in_use() const;
-  size_t kv_bytes_per_position() const { return 2 * size_t(config_.n_layer) * kv_row_bytes_; }
+  size_t kv_bytes_per_position() const {
+    return 2 * size_t(config_.n_layer) * size_t(config_.n_head_kv) * kv_head_bytes_;
+  }
   // Activations + scratch (arena) + the KV cache's reserved address space.
   size_t memory_bytes() const { return arena_.capacity() + kv_.size(); }
 
@@ -158,7 +160,6 @@ class Context {
   char* k_cache_ = nullptr;  // (n_seq, n_layer, n_head_kv, n_ctx, head_dim)
   char* v_cache_ = nullptr;  // (n_seq, n_layer, n_head_kv, n_ctx, head_dim)
   size_t kv_head_bytes_ = 0;  // one head's slice of one position
-  size_t kv_row_bytes_ = 0;   // all heads of one position: n_head_kv * kv_head_bytes_
   // The staged ubatch: token, sequence and position of each of its U tokens; which rows keep logits.
   std::vector<int32_t> tok_;       // (U)
   std::vector<int32_t> seq_;       // (U)
