@@ -54,9 +54,19 @@ int table_computes(DType layout) {
   return std::string_view(r.isa) == active_isa().name ? 2 : 1;
 }
 
-bool layouts_enabled() {
+// EDGEGLM_WEIGHT_LAYOUT: unset or empty, every layout; "file", none; else a comma-separated list of
+// layout names (q8_0_r8,q4_0_x8,...), only those (to measure one layout against another).
+bool layout_allowed(DType layout) {
   const char* v = std::getenv("EDGEGLM_WEIGHT_LAYOUT");
-  return !(v && std::string_view(v) == "file");
+  if (!v || !*v) return true;
+  const std::string_view name = dtype_name(layout);
+  for (std::string_view list(v); !list.empty();) {
+    const size_t comma = list.find(',');
+    if (list.substr(0, comma) == name) return true;
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+  return false;
 }
 
 size_t unit_offset(const Spec& s, size_t row_bytes, int64_t r, int64_t p) {
@@ -83,10 +93,10 @@ DType file_dtype(DType t) {
 }
 
 DType preferred_layout(DType t, int64_t rows, int64_t cols) {
-  if (float_activations() || !layouts_enabled()) return t;
+  if (float_activations()) return t;
   for (int who : {2, 1}) {
     for (const Spec& s : kSpecs) {
-      if (s.file != t || rows <= 0 || rows % s.rows != 0 || cols <= 0 || cols % s.unit_cols() != 0) continue;
+      if (s.file != t || !layout_allowed(s.layout) || rows <= 0 || rows % s.rows != 0 || cols <= 0 || cols % s.unit_cols() != 0) continue;
       if (table_computes(s.layout) == who) return s.layout;
     }
   }

@@ -58,7 +58,8 @@ bool is_runtime_layout(DType t);
 DType file_dtype(DType t);
 // The layout the active kernel table computes fastest for a (rows, cols) matrix of type t: the first
 // that table computes itself, else the first a lower table (not generic) computes; t when none
-// applies (also in float-activation mode, and when EDGEGLM_WEIGHT_LAYOUT=file).
+// applies (also in float-activation mode, and when EDGEGLM_WEIGHT_LAYOUT=file). EDGEGLM_WEIGHT_LAYOUT=
+// q8_0_r8,q4_0_x8,... restricts the choice to the layouts named (to measure one against another).
 DType preferred_layout(DType t, int64_t rows, int64_t cols);
 // dst (rows * row_bytes bytes, not overlapping src) = the matrix src of file_dtype(layout) in
 // `layout`. The shape must be one preferred_layout accepted for it.

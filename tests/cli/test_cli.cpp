@@ -196,8 +196,12 @@ TEST(Cli, InfoCpuSaysWhichKernelsServeEachFormat) {
     EXPECT_NE(entry.find("/int8"), std::string::npos) << entry;
   }
   // The run-time layout a table converts Q8_0 matrices to at load (kernels/layout.h).
-  if (r.out.find("kernels:      avx512") != std::string::npos)
-    EXPECT_NE(r.out.find("q8_0=avx512/int8->q8_0_r8 "), std::string::npos) << r.out;
+  if (r.out.find("kernels:      avx512") != std::string::npos) {
+    EXPECT_NE(r.out.find("q8_0=avx512/int8->q8_0_x8 "), std::string::npos) << r.out;
+  }
+  if (r.out.find("kernels:      avx2") != std::string::npos) {
+    EXPECT_NE(r.out.find("q8_0=avx2/int8->q8_0_x8 "), std::string::npos) << r.out;
+  }
   // Forcing the scalar twin shows in the report.
   setenv("EDGEGLM_ISA", "generic", 1);
   CliResult g = run("info --cpu");

@@ -13,6 +13,10 @@
 #include "kernels/x86/qgemm_avx512.h"
 #include "quant/quant.h"
 
+namespace edgeglm::kernels::avx2 {
+GemmQ gemm_x8_for(DType t);  // x86/qgemm_x8_avx2.cpp (a plain call: no inline code of avx2 here)
+}  // namespace edgeglm::kernels::avx2
+
 namespace edgeglm::kernels::avx512 {
 namespace {
 
@@ -52,6 +56,19 @@ template <DType T>
 inline void prefetch_step(const uint8_t* row, int64_t k, int64_t pf) {
   constexpr int64_t kElem = T == DType::F32 ? 4 : 2;
   if (kElem == 4 || (k & 31) == 0) _mm_prefetch(reinterpret_cast<const char*>(row + k * kElem + pf), _MM_HINT_T0);
+}
+
+// The X8 layouts: decode steps through the AVX2 kernels of those layouts (one streamed pass over
+// the interleaved rows; a wider register would only hold more of the same 8 rows), prefill through
+// this table's repacking kernel, which reads X8 as it reads the file format.
+template <DType T>
+void gemm_x8(const void* w, size_t row_bytes, const QActs& a, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  if (a.n_tok < kPrefillMinTok) {
+    static const GemmQ decode = avx2::gemm_x8_for(T);
+    decode(w, row_bytes, a, y, ldy, r0, r1);
+  } else {
+    prefill_gemm(T, w, row_bytes, a, y, ldy, r0, r1);
+  }
 }
 
 // Rows w, w + row_bytes, ... (R of them, outputs r.. r + R) x tokens [t0, t0 + TT). kRelaid: the
@@ -112,6 +129,14 @@ FormatKernels format(DType t) {
     case DType::Q8_0_R8: return {gemm_q<DType::Q8_0_R8>, nullptr};
     case DType::Q4_0_R8: return {gemm_q<DType::Q4_0_R8>, nullptr};
     case DType::Q4_1_R8: return {gemm_q<DType::Q4_1_R8>, nullptr};
+    case DType::Q4_0_X8: return {gemm_x8<DType::Q4_0_X8>, nullptr};
+    case DType::Q4_1_X8: return {gemm_x8<DType::Q4_1_X8>, nullptr};
+    case DType::Q8_0_X8: return {gemm_x8<DType::Q8_0_X8>, nullptr};
+    case DType::Q5_0_X8: return {gemm_x8<DType::Q5_0_X8>, nullptr};
+    case DType::Q5_1_X8: return {gemm_x8<DType::Q5_1_X8>, nullptr};
+    case DType::Q4_K_X8: return {gemm_x8<DType::Q4_K_X8>, nullptr};
+    case DType::Q5_K_X8: return {gemm_x8<DType::Q5_K_X8>, nullptr};
+    case DType::Q6_K_X8: return {gemm_x8<DType::Q6_K_X8>, nullptr};
     case DType::Q4_K: return {gemm_q<DType::Q4_K>, nullptr};
     case DType::Q5_K: return {gemm_q<DType::Q5_K>, nullptr};
     case DType::Q6_K: return {gemm_q<DType::Q6_K>, nullptr};

@@ -211,6 +211,65 @@ struct UnpackQ6_K {
   }
 };
 
+// The X8 layouts (kernels/layout.h) of U's format, F 2-byte fields per block (after the quants in
+// the file block when kFieldsLast), kPer blocks of 32 per file block: each of a row's blocks is put
+// back together from its block column (fields at 16f + 2k, 4-byte chunks at 16F + 32c + 4k for row k
+// of the group) and unpacked by U, so the result is the file format's bit for bit. The extra copy
+// is paid once per chunk of a tile and shared by all its tokens.
+template <class U, class Block, int F, int kPer, bool kFieldsLast = false>
+struct FromX8 {
+  static constexpr Kind kKind = U::kKind;
+  static constexpr int kOffsetValue = U::kOffsetValue;
+  static constexpr int kGroupRows = kX8Rows;
+  static constexpr size_t kBB = sizeof(Block);
+  static constexpr size_t kChunks = (kBB - 2 * F) / 4;
+  static_assert(kChunk % kPer == 0 && (kBB - 2 * F) % 4 == 0);
+  static void run_row(const uint8_t* w, size_t row_bytes, int64_t r, int64_t b, int n, uint8_t* v, float* ds,
+                      float* m, int st) {
+    alignas(64) uint8_t file[kChunk / kPer * kBB];
+    const uint8_t* g = w + size_t(r / kX8Rows) * kX8Rows * row_bytes;
+    const size_t k = size_t(r % kX8Rows), f0 = kFieldsLast ? kBB - 2 * F : 0, q0 = kFieldsLast ? 0 : 2 * F;
+    const int nu = (n + kPer - 1) / kPer;
+    for (int u = 0; u < nu; ++u) {
+      const uint8_t* col = g + size_t(b / kPer + u) * kX8Rows * kBB;
+      uint8_t* o = file + size_t(u) * kBB;
+      for (size_t f = 0; f < F; ++f) std::memcpy(o + f0 + 2 * f, col + 16 * f + 2 * k, 2);
+      for (size_t c = 0; c < kChunks; ++c) std::memcpy(o + q0 + 4 * c, col + 16 * F + 32 * c + 4 * k, 4);
+    }
+    U::run(file, 0, n, v, ds, m, st);
+  }
+  static void run_group(const uint8_t* w, size_t row_bytes, int64_t r, int64_t b, int n, uint8_t* v,
+                        size_t vstride, float* ds, float* m, int st) {
+    for (int i = 0; i < kX8Rows; ++i) run_row(w, row_bytes, r + i, b, n, v + i * vstride, ds + i, m + i, st);
+  }
+};
+
+// Q4_0 / Q4_1 / Q8_0 in X8: a 32-byte chunk holds 4 bytes of each of the 8 rows, half a repacked
+// vector already (rows in lanes): Q8_0's chunk c is values 4c..4c+3 (flipped to unsigned), a Q4_x
+// chunk c values 4c..4c+3 in its low nibbles and 16+4c..16+4c+3 in its high ones. direct_block
+// writes the 8 rows' vectors j of one block (at w8 + j * jstride) and their scales, no transpose.
+template <class U, class Block, int F, bool kQ8>
+struct DirectX8 : FromX8<U, Block, F, 1> {
+  static void direct_block(const uint8_t* col, uint8_t* w8, size_t jstride, float* ds, float* m) {
+    _mm256_storeu_ps(ds, _mm256_cvtph_ps(loadu128(col)));
+    if constexpr (F == 2) _mm256_storeu_ps(m, _mm256_cvtph_ps(loadu128(col + 16)));
+    const uint8_t* q = col + 16 * F;
+    if constexpr (kQ8) {
+      for (int c = 0; c < 8; ++c)
+        store32(w8 + c * jstride, _mm256_xor_si256(loadu256(q + 32 * c), _mm256_set1_epi8(char(0x80))));
+    } else {
+      for (int c = 0; c < 4; ++c) {
+        const __m256i x = loadu256(q + 32 * c);
+        store32(w8 + c * jstride, lo_nib(x));
+        store32(w8 + (c + 4) * jstride, hi_nib(x));
+      }
+    }
+  }
+};
+using DirectQ4_0X8 = DirectX8<UnpackQ4_0, BlockQ4_0, 1, false>;
+using DirectQ4_1X8 = DirectX8<UnpackQ4_1, BlockQ4_1, 2, false>;
+using DirectQ8_0X8 = DirectX8<UnpackQ8_0, BlockQ8_0, 1, true>;
+
 // ---- repacking ----
 
 // 16 rows of 32 bytes (row r at src + r*stride) -> 8 vectors, vector j = dword j of each row,
@@ -241,11 +300,43 @@ struct alignas(64) Packed {
   uint8_t rows[16 * kChunk * 32];  // one tile's unpacked rows before the transpose
 };
 
+// Tile i of a DirectX8 format straight from its block columns, when both its groups of 8 rows are
+// whole and aligned (or lie past the last row); false (nothing written) otherwise.
+template <class U>
+bool repack_direct(const uint8_t* w, size_t row_bytes, int64_t row, int nrows, int nt, int i, int64_t b0, int n,
+                   Packed& pk) {
+  const int r0 = 16 * i, st = nt * 16;
+  if ((row + r0) % kX8Rows != 0) return false;
+  for (int h = 0; h < 2; ++h)
+    if (nrows - (r0 + 8 * h) > 0 && nrows - (r0 + 8 * h) < kX8Rows) return false;
+  const size_t jstride = size_t(nt) * 64, bb = U::kBB;
+  for (int h = 0; h < 2; ++h) {
+    const int rr = r0 + 8 * h;
+    const uint8_t* group = w + size_t(row + rr) * row_bytes;  // row + rr is a multiple of 8
+    for (int k = 0; k < n; ++k) {
+      uint8_t* w8 = pk.w8 + (size_t(k) * 8 * nt + size_t(i)) * 64 + 32 * h;
+      float* ds = pk.ds + k * st + i * 16 + 8 * h;
+      float* m = pk.m + k * st + i * 16 + 8 * h;
+      if (rr < nrows) {
+        U::direct_block(group + size_t(b0 + k) * kX8Rows * bb, w8, jstride, ds, m);
+      } else {
+        for (int j = 0; j < 8; ++j) store32(w8 + j * jstride, _mm256_setzero_si256());
+        _mm256_storeu_ps(ds, _mm256_setzero_ps());
+        _mm256_storeu_ps(m, _mm256_setzero_ps());
+      }
+    }
+  }
+  return true;
+}
+
 template <class U>
 void repack(const uint8_t* w, size_t row_bytes, int64_t row, int nrows, int nt, int64_t b0, int n,
             Packed& pk) {
   const int st = nt * 16;
   for (int i = 0; i < nt; ++i) {
+    if constexpr (requires { U::direct_block; }) {
+      if (repack_direct<U>(w, row_bytes, row, nrows, nt, i, b0, n, pk)) continue;
+    }
     for (int r = 0; r < 16; ++r) {
       const int rr = 16 * i + r;
       float* ds = pk.ds + i * 16 + r;
@@ -414,6 +505,14 @@ void prefill_gemm(DType t, const void* w, size_t row_bytes, const QActs& a, floa
     case DType::Q4_1: return gemm<UnpackQ4_1>(w, row_bytes, a, y, ldy, r0, r1);
     case DType::Q4_0_R8: return gemm<UnpackQ4_0R8>(w, row_bytes, a, y, ldy, r0, r1);
     case DType::Q4_1_R8: return gemm<UnpackQ4_1R8>(w, row_bytes, a, y, ldy, r0, r1);
+    case DType::Q4_0_X8: return gemm<DirectQ4_0X8>(w, row_bytes, a, y, ldy, r0, r1);
+    case DType::Q4_1_X8: return gemm<DirectQ4_1X8>(w, row_bytes, a, y, ldy, r0, r1);
+    case DType::Q8_0_X8: return gemm<DirectQ8_0X8>(w, row_bytes, a, y, ldy, r0, r1);
+    case DType::Q5_0_X8: return gemm<FromX8<UnpackQ5_0, BlockQ5_0, 1, 1>>(w, row_bytes, a, y, ldy, r0, r1);
+    case DType::Q5_1_X8: return gemm<FromX8<UnpackQ5_1, BlockQ5_1, 2, 1>>(w, row_bytes, a, y, ldy, r0, r1);
+    case DType::Q4_K_X8: return gemm<FromX8<UnpackK45<false>, BlockQ4_K, 2, 8>>(w, row_bytes, a, y, ldy, r0, r1);
+    case DType::Q5_K_X8: return gemm<FromX8<UnpackK45<true>, BlockQ5_K, 2, 8>>(w, row_bytes, a, y, ldy, r0, r1);
+    case DType::Q6_K_X8: return gemm<FromX8<UnpackQ6_K, BlockQ6_K, 9, 8, true>>(w, row_bytes, a, y, ldy, r0, r1);
     case DType::Q5_0: return gemm<UnpackQ5_0>(w, row_bytes, a, y, ldy, r0, r1);
     case DType::Q5_1: return gemm<UnpackQ5_1>(w, row_bytes, a, y, ldy, r0, r1);
     case DType::Q4_K: return gemm<UnpackK45<false>>(w, row_bytes, a, y, ldy, r0, r1);
