@@ -96,7 +96,8 @@ DType preferred_layout(DType t, int64_t rows, int64_t cols) {
   if (float_activations()) return t;
   for (int who : {2, 1}) {
     for (const Spec& s : kSpecs) {
-      if (s.file != t || !layout_allowed(s.layout) || rows <= 0 || rows % s.rows != 0 || cols <= 0 || cols % s.unit_cols() != 0) continue;
+      if (s.file != t || !layout_allowed(s.layout)) continue;
+      if (rows <= 0 || rows % s.rows != 0 || cols <= 0 || cols % s.unit_cols() != 0) continue;
       if (table_computes(s.layout) == who) return s.layout;
     }
   }
