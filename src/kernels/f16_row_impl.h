@@ -5,9 +5,11 @@
 inline void f16_to_f32_row(const uint16_t* h, float* out, int64_t n) {
   int64_t i = 0;
 #if defined(__F16C__)
+#pragma GCC unroll 8
   for (; i + 8 <= n; i += 8)
     _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h + i))));
 #elif defined(__aarch64__)
+#pragma GCC unroll 8
   for (; i + 4 <= n; i += 4)
     vst1q_f32(out + i, vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(h + i))));
 #endif
