@@ -192,18 +192,20 @@ void blocked_attention(const float* q, int64_t ldq, const KvView& kc, const KvVi
   // switch is taken once per block, not per row (with the conversion loop unrolled, 10-15% faster
   // decode attention; docs/BENCHMARKS.md, session 12).
   auto convert_block = [&](const KvView& c, int64_t j0, int64_t nb) {
-    const char* base = static_cast<const char*>(c.data);
+    auto rows = [&](auto slice) {  // slice(row, buf): the row as floats
+      for (int64_t i = 0; i < nb; ++i) {
+        if (j0 + i + kKvPrefetchRows < ld) prefetch_kv(c, j0 + i + kKvPrefetchRows, slice_bytes);
+        kr[i] = slice(j0 + i, buf + i * hd);
+      }
+    };
     if (c.type == DType::F16) {
-      for (int64_t i = 0; i < nb; ++i) {
-        if (j0 + i + kKvPrefetchRows < ld) prefetch_kv(c, j0 + i + kKvPrefetchRows, slice_bytes);
-        f16_to_f32_row(reinterpret_cast<const uint16_t*>(base + size_t(j0 + i) * c.row_bytes), buf + i * hd, hd);
-        kr[i] = buf + i * hd;
-      }
+      const char* base = static_cast<const char*>(c.data);
+      rows([&](int64_t j, float* b) {
+        f16_to_f32_row(reinterpret_cast<const uint16_t*>(base + size_t(j) * c.row_bytes), b, hd);
+        return static_cast<const float*>(b);
+      });
     } else {
-      for (int64_t i = 0; i < nb; ++i) {
-        if (j0 + i + kKvPrefetchRows < ld) prefetch_kv(c, j0 + i + kKvPrefetchRows, slice_bytes);
-        kr[i] = kv_slice(c, j0 + i, hd, buf + i * hd);
-      }
+      rows([&](int64_t j, float* b) { return kv_slice(c, j, hd, b); });
     }
   };
   for (int64_t j0 = 0; j0 < ld; j0 += kAttentionKeyBlock) {  // pass 1: scores
