@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <tuple>
 #include <unistd.h>
 
 #include "model/convert.h"
@@ -78,9 +79,11 @@ Result<std::vector<TensorChoice>> plan_tensors(const formats::ModelFile& file,
       c.to = it->second;
     } else {
       c.to = quant::scheme_tensor_type(*opts.scheme, d, md, t.dtype);
+      c.wanted = quant::scheme_preferred_type(*opts.scheme, d, md, t.dtype);
     }
     // Vectors in half precision (some Hugging Face files) become F32 as `convert` makes them.
     if (!quant::is_quantizable(d) && is_float_type(t.dtype)) c.to = DType::F32;
+    bool kept = false;  // a --keep rule chose the type
     if (quant::is_quantizable(d)) {
       for (const KeepRule& k : opts.keep)
         if (std::regex_search(t.name, k.re)) {
@@ -89,13 +92,39 @@ Result<std::vector<TensorChoice>> plan_tensors(const formats::ModelFile& file,
                                  std::to_string(d.cols) + " elements, which " +
                                  dtype_name(k.type) + " cannot store");
           c.to = k.type;
+          kept = true;
           break;
         }
     }
+    if (!quant::is_quantizable(d) || opts.scheme->kind == quant::SchemeKind::kMixed || kept) c.wanted = c.to;
     c.bytes = dtype_row_bytes(c.to, d.cols) * uint64_t(d.rows);
     c.calibrated = opts.calib && c.to != c.from && quant::calib_supported(c.to) &&
                    opts.calib->for_tensor(t.name, md.tied_output) != nullptr;
     out.push_back(std::move(c));
+  }
+  return out;
+}
+
+std::vector<std::string> fallback_notes(const std::vector<TensorChoice>& plan) {
+  struct Group {
+    int n = 0;
+    std::string names;
+  };
+  std::map<std::tuple<DType, DType, int64_t>, Group> groups;  // (wanted, to, cols)
+  for (const TensorChoice& c : plan) {
+    if (c.wanted == c.to) continue;
+    Group& g = groups[{c.wanted, c.to, c.cols}];
+    if (g.n < 3) g.names += (g.n ? ", " : "") + c.name;
+    if (g.n == 3) g.names += ", ...";
+    ++g.n;
+  }
+  std::vector<std::string> out;
+  for (const auto& [key, g] : groups) {
+    const auto& [wanted, to, cols] = key;
+    out.push_back(std::to_string(g.n) + (g.n == 1 ? " matrix" : " matrices") + " kept as " + dtype_name(to) +
+                  ", not " + dtype_name(wanted) + ": rows of " + std::to_string(cols) +
+                  " elements are no whole number of its " + std::to_string(dtype_traits(wanted)->block_size) +
+                  "-element blocks (" + g.names + ")");
   }
   return out;
 }

@@ -44,7 +44,16 @@ struct TensorChoice {
   int64_t rows = 0, cols = 0;
   bool calibrated = false;  // rounded with calibration statistics (else plain rounding)
   uint64_t bytes = 0;       // in the output
+  // The fixed scheme's format for this tensor; differs from `to` when that format cannot store
+  // rows of `cols` elements and a fallback was taken (quant::fallback_type). Equal to `to` for
+  // mixed plans and --keep rules, which choose only storable types.
+  DType wanted = DType::F32;
 };
+
+// One line per group of tensors that a fixed scheme could not store in its own format because of
+// their row length, e.g. "5 matrices kept as f16, not i8_row: rows of 172 elements are no whole
+// number of its 32-element blocks (blk.0.ffn_down.weight, ...)". Empty when nothing fell back.
+std::vector<std::string> fallback_notes(const std::vector<TensorChoice>& plan);
 
 struct QuantizeResult {
   std::vector<TensorChoice> tensors;

@@ -106,6 +106,11 @@ DType fallback_type(DType want, int64_t cols) {
 
 DType scheme_tensor_type(const Scheme& s, const TensorDesc& t, const ModelDesc& m, DType current) {
   if (!is_quantizable(t)) return current;
+  return fallback_type(scheme_preferred_type(s, t, m, current), t.cols);
+}
+
+DType scheme_preferred_type(const Scheme& s, const TensorDesc& t, const ModelDesc& m, DType current) {
+  if (!is_quantizable(t)) return current;
   if (s.kind == SchemeKind::kFloat) return s.type;
   DType want = s.type;
   const bool four_bit = s.kind == SchemeKind::kOwn && s.type != DType::I8_ROW && s.type != DType::U8_ROW;
@@ -118,7 +123,7 @@ DType scheme_tensor_type(const Scheme& s, const TensorDesc& t, const ModelDesc& 
         use_more_bits(il, m.n_layer))
       want = DType::Q6_K;
   }
-  return fallback_type(want, t.cols);
+  return want;
 }
 
 double type_bits_per_weight(DType t, int64_t cols) {

@@ -67,8 +67,11 @@ bool is_output_matrix(const TensorDesc& t, const ModelDesc& m);
 int64_t layer_of(const std::string& tensor_name);
 
 // Format for `t` under a fixed scheme (not kMixed). Not-quantizable tensors give their
-// own type back (`current`). Always a type whose block divides t.cols.
+// own type back (`current`). Always a type whose block divides t.cols:
+// fallback_type(scheme_preferred_type(...), t.cols).
 DType scheme_tensor_type(const Scheme& s, const TensorDesc& t, const ModelDesc& m, DType current);
+// The format the scheme gives `t` before the row-length fallback (it may not divide t.cols).
+DType scheme_preferred_type(const Scheme& s, const TensorDesc& t, const ModelDesc& m, DType current);
 
 // The type to use when `want` cannot store rows of `cols` elements (llama.cpp's fallbacks for
 // K-quants, 32-groups for edgeglm's 64/128-groups, F16 as the last resort).

@@ -92,6 +92,12 @@ TEST_F(CliQuantizeStories, CalibratedRunWritesFileAndSaysSo) {
   r = run_cli("quantize " + in_ + " -o " + dir_ + "/rtn.gguf --scheme int4-g32");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.err.find("plain round-to-nearest"), std::string::npos) << r.err;
+  // int8 cannot store stories260K's 172-column ffn_down (i8_row rows are whole 32-blocks): it says so.
+  r = run_cli("quantize " + in_ + " -o " + dir_ + "/i8.gguf --scheme int8");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("note: 5 matrices kept as f16, not i8_row: rows of 172 elements"), std::string::npos)
+      << r.err;
+  EXPECT_NE(r.out.find("5 f16"), std::string::npos) << r.out;
   // --report: the before/after table, base first, in markdown and JSON.
   r = run_cli("quantize " + in_ + " -o " + dir_ + "/rep.gguf --scheme q8_0 --report --eval-ppl " + dir_ +
               "/calib.txt --eval-chunks 2 --note 'test note'");

@@ -82,6 +82,47 @@ TEST(Scheme, VectorsStayAndOwnFormatsFallBack) {
   EXPECT_EQ(scheme_tensor_type(**find_scheme("f16"), matrix("output.weight", 64, 512), m, DType::Q4_0), DType::F16);
 }
 
+// The format before the fallback (what quantize's "kept as" note names) and after it.
+TEST(Scheme, PreferredTypeIsTheSchemesFormatBeforeTheFallback) {
+  const ModelDesc m{5, false};
+  const quant::Scheme& i8 = **find_scheme("int8");
+  const TensorDesc down = matrix("blk.0.ffn_down.weight", 172, 64);
+  EXPECT_EQ(quant::scheme_preferred_type(i8, down, m, DType::F32), DType::I8_ROW);
+  EXPECT_EQ(scheme_tensor_type(i8, down, m, DType::F32), DType::F16);
+  const quant::Scheme& km = **find_scheme("q4_k_m");
+  const TensorDesc v = matrix("blk.4.attn_v.weight", 64, 32);  // last of 5 layers: Q6_K, rows too short
+  EXPECT_EQ(quant::scheme_preferred_type(km, v, m, DType::F32), DType::Q6_K);
+  EXPECT_EQ(scheme_tensor_type(km, v, m, DType::F32), DType::Q8_0);
+  EXPECT_EQ(quant::scheme_preferred_type(km, matrix("blk.0.attn_q.weight", 256, 256), m, DType::F32), DType::Q4_K);
+  const TensorDesc norm{"blk.0.attn_norm.weight", 1, 64, 1};
+  EXPECT_EQ(quant::scheme_preferred_type(i8, norm, m, DType::F32), DType::F32);
+}
+
+TEST(Scheme, FallbackNotesGroupTensorsByFormatAndRowLength) {
+  auto choice = [](const std::string& name, DType wanted, DType to, int64_t cols) {
+    compress::TensorChoice c;
+    c.name = name;
+    c.wanted = wanted;
+    c.to = to;
+    c.cols = cols;
+    c.rows = 64;
+    return c;
+  };
+  std::vector<compress::TensorChoice> plan;
+  for (int i = 0; i < 5; ++i) plan.push_back(choice("blk." + std::to_string(i) + ".ffn_down.weight", DType::I8_ROW, DType::F16, 172));
+  plan.push_back(choice("blk.0.attn_q.weight", DType::I8_ROW, DType::I8_ROW, 64));
+  plan.push_back(choice("output.weight", DType::Q6_K, DType::Q8_0, 64));
+  EXPECT_TRUE(compress::fallback_notes({plan[5]}).empty());
+  const std::vector<std::string> notes = compress::fallback_notes(plan);
+  ASSERT_EQ(notes.size(), 2u);
+  const std::string& a = notes[0].find("i8_row") != std::string::npos ? notes[0] : notes[1];
+  const std::string& b = &a == &notes[0] ? notes[1] : notes[0];
+  EXPECT_EQ(a, "5 matrices kept as f16, not i8_row: rows of 172 elements are no whole number of its 32-element "
+               "blocks (blk.0.ffn_down.weight, blk.1.ffn_down.weight, blk.2.ffn_down.weight, ...)");
+  EXPECT_EQ(b, "1 matrix kept as q8_0, not q6_k: rows of 64 elements are no whole number of its 256-element "
+               "blocks (output.weight)");
+}
+
 TEST(Scheme, LayerOf) {
   EXPECT_EQ(quant::layer_of("blk.12.ffn_up.weight"), 12);
   EXPECT_EQ(quant::layer_of("output.weight"), -1);

@@ -190,6 +190,7 @@ int run(const QuantizeArgs& a) {
   const model::Model& m = *mp_model;
   auto plan = compress::plan_tensors(m.file(), m.config(), qo);
   if (!plan.ok()) return fail(plan.status());
+  for (const std::string& note : compress::fallback_notes(*plan)) std::fprintf(stderr, "note: %s\n", note.c_str());
   if (a.plan_only) {
     print_plan(*plan, mixed ? &mp : nullptr);
     return 0;
