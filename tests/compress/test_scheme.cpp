@@ -175,7 +175,7 @@ TEST(MixedChooser, SpendsBudgetWhereLossDropsMost) {
 TEST(MixedChooser, LossFallsAsBudgetGrows) {
   std::vector<compress::TensorPlan> ts;
   for (int i = 0; i < 20; ++i)
-    ts.push_back(fake("t" + std::to_string(i), {{DType::I4_G128, {66, 1.0 / (i + 1)}},
+    ts.push_back(fake(std::string("t").append(std::to_string(i)), {{DType::I4_G128, {66, 1.0 / (i + 1)}},
                                                  {DType::Q4_0, {72, 0.7 / (i + 1)}},
                                                  {DType::Q5_0, {88, 0.3 / (i + 1)}},
                                                  {DType::Q8_0, {136, 0.01 / (i + 1)}}}));
