@@ -92,12 +92,19 @@ TEST_F(CliQuantizeStories, CalibratedRunWritesFileAndSaysSo) {
   r = run_cli("quantize " + in_ + " -o " + dir_ + "/rtn.gguf --scheme int4-g32");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.err.find("plain round-to-nearest"), std::string::npos) << r.err;
-  // int8 cannot store stories260K's 172-column ffn_down (i8_row rows are whole 32-blocks): it says so.
+  // int8 pads stories260K's 172-channel FFN to 192 (i8_row rows are whole 32-blocks) and says so;
+  // every matrix product is then int8.
   r = run_cli("quantize " + in_ + " -o " + dir_ + "/i8.gguf --scheme int8");
   ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_NE(r.err.find("note: 5 matrices kept as f16, not i8_row: rows of 172 elements"), std::string::npos)
+  EXPECT_NE(r.err.find("padded the FFN from 172 to 192 channels"), std::string::npos) << r.err;
+  EXPECT_NE(r.out.find("tensors: 11 f32, 37 i8_row;"), std::string::npos) << r.out;
+  EXPECT_EQ(r.err.find("kept as"), std::string::npos) << r.err;
+  // A scheme that cannot store a tensor in its format says which, and why (q4_k: 256-blocks).
+  r = run_cli("quantize " + in_ + " --scheme q4_k --plan-only");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("note: 5 matrices kept as f16, not q4_k: rows of 172 elements"), std::string::npos)
       << r.err;
-  EXPECT_NE(r.out.find("5 f16"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("kept as q5_0, not q4_k: rows of 64 elements"), std::string::npos) << r.err;
   // --report: the before/after table, base first, in markdown and JSON.
   r = run_cli("quantize " + in_ + " -o " + dir_ + "/rep.gguf --scheme q8_0 --report --eval-ppl " + dir_ +
               "/calib.txt --eval-chunks 2 --note 'test note'");

@@ -11,6 +11,7 @@
 
 #include "compress/calibration.h"
 #include "compress/mixed_plan.h"
+#include "compress/pad_ffn.h"
 #include "compress/quantize_model.h"
 #include "compress/smoothing.h"
 #include "core/mapped_file.h"
@@ -322,6 +323,58 @@ TEST_F(QuantizeStories, SmoothingKeepsTheFunctionAndHelpsInt8) {
   compress::SmoothOptions bad;
   bad.alpha = 1.5;
   EXPECT_FALSE(compress::smooth_model(base_.model->file(), base_.model->config(), calib, bad).ok());
+}
+
+// stories260K's 172-channel FFN padded to 192: the same function, every ffn tensor reshaped, the
+// metadata updated; then int8 stores every matrix product as i8_row (no F16 fallback left).
+TEST_F(QuantizeStories, PaddingTheFfnKeepsTheFunctionAndMakesEveryMatmulInt8) {
+  auto pad = compress::pad_ffn(base_.model->file(), base_.model->config(), 32);
+  ASSERT_TRUE(pad.ok()) << pad.status().message();
+  ASSERT_NE(pad->file, nullptr);
+  EXPECT_EQ(pad->from, 172);
+  EXPECT_EQ(pad->to, 192);
+  auto padded = model::Model::from_file(std::move(pad->file));
+  ASSERT_TRUE(padded.ok()) << padded.status().message();
+  const formats::ModelFile& f = (*padded)->file();
+  EXPECT_EQ((*padded)->config().n_ff, 192);
+  EXPECT_EQ(*f.get_int("edgeglm.ffn_padded_from").value(), 172);
+  for (int il = 0; il < 5; ++il) {
+    const std::string p = "blk." + std::to_string(il) + ".";
+    EXPECT_EQ(f.find(p + "ffn_gate.weight")->shape, (std::vector<int64_t>{64, 192}));
+    EXPECT_EQ(f.find(p + "ffn_up.weight")->shape, (std::vector<int64_t>{64, 192}));
+    EXPECT_EQ(f.find(p + "ffn_down.weight")->shape, (std::vector<int64_t>{192, 64}));
+  }
+  // Column 171 of ffn_down is the original's last one, columns 172.. are zero.
+  const formats::TensorInfo* d0 = f.find("blk.0.ffn_down.weight");
+  const formats::TensorInfo* o0 = base_.model->file().find("blk.0.ffn_down.weight");
+  ASSERT_EQ(o0->dtype, DType::F32);
+  const auto* pd = reinterpret_cast<const float*>(d0->data);
+  const auto* od = reinterpret_cast<const float*>(o0->data);
+  for (int r = 0; r < 64; ++r) {
+    EXPECT_EQ(pd[r * 192 + 171], od[r * 172 + 171]) << r;
+    for (int c = 172; c < 192; ++c) ASSERT_EQ(pd[r * 192 + c], 0.0f) << r << " " << c;
+  }
+  const auto& chunk = eval_chunks_[0];
+  const auto a = logprobs(*base_.model, chunk, pool_);
+  const auto b = logprobs(**padded, chunk, pool_);
+  ASSERT_EQ(a.size(), b.size());
+  double max_diff = 0;
+  for (size_t k = 0; k < a.size(); ++k) max_diff = std::max(max_diff, double(std::abs(a[k] - b[k])));
+  EXPECT_LT(max_diff, 1e-4);
+  // Already a multiple: nothing to do.
+  auto again = compress::pad_ffn(f, (*padded)->config(), 32);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->file, nullptr);
+  // int8 of the padded model: all 37 matrices i8_row.
+  compress::QuantizeOptions o;
+  o.scheme = *quant::find_scheme("int8");
+  const std::string path = out("padded_int8");
+  auto r = compress::quantize_model(**padded, path, o, pool_);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  int i8 = 0;
+  for (const compress::TensorChoice& c : r->tensors) i8 += c.to == DType::I8_ROW;
+  EXPECT_EQ(i8, 37);
+  EXPECT_TRUE(compress::fallback_notes(r->tensors).empty());
 }
 
 // Calibrated rounding must beat plain rounding at the same size (the issue asks <= 0.7x KLD).

@@ -10,9 +10,11 @@
 #include "common.h"
 #include "compress/calibration.h"
 #include "compress/mixed_plan.h"
+#include "compress/pad_ffn.h"
 #include "compress/quantize_model.h"
 #include "compress/smoothing.h"
 #include "core/mapped_file.h"
+#include "quant/blocks.h"
 #include "quant/scheme.h"
 
 namespace edgeglm::cli {
@@ -135,6 +137,24 @@ int run(const QuantizeArgs& a) {
   if (!loaded.ok()) return fail(loaded.status());
   const model::Model* mp_model = loaded->model.get();
   ThreadPool pool(a.model.thread_count(), a.model.pin_cpus());
+  // The W8A8 schemes quantize every matrix product: an FFN whose width is no multiple of the
+  // 32-element blocks is padded with zero channels (exact) rather than leaving ffn_down in F16.
+  std::unique_ptr<model::Model> padded_model;
+  if (!mixed && (s.type == DType::I8_ROW || s.type == DType::U8_ROW) && mp_model->config().n_ff % quant::kQKRow != 0) {
+    auto p = compress::pad_ffn(mp_model->file(), mp_model->config(), quant::kQKRow);
+    if (!p.ok()) {
+      std::fprintf(stderr, "note: FFN not padded: %s\n", p.status().message().c_str());
+    } else if (p->file) {
+      auto m = model::Model::from_file(std::move(p->file));
+      if (!m.ok()) return fail(m.status());
+      padded_model = std::move(m).value();
+      mp_model = padded_model.get();
+      std::fprintf(stderr,
+                   "padded the FFN from %lld to %lld channels with zeros (the same function; %s rows are whole "
+                   "%d-element blocks), so every matrix product is %s\n",
+                   (long long)p->from, (long long)p->to, dtype_name(s.type), quant::kQKRow, dtype_name(s.type));
+    }
+  }
 
   compress::MixedOptions mo;
   mo.target_bpw = a.target_bpw;
