@@ -365,6 +365,22 @@ TEST_F(QuantizeStories, PaddingTheFfnKeepsTheFunctionAndMakesEveryMatmulInt8) {
   auto again = compress::pad_ffn(f, (*padded)->config(), 32);
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->file, nullptr);
+  // An FFN it cannot pad (no separate gate, as in a fused gate|up; a tensor of another shape) is
+  // an error that says why, and the caller keeps the model as it is.
+  formats::ModelFile no_gate = base_.model->file();
+  std::erase_if(no_gate.tensors, [](const formats::TensorInfo& t) { return t.name == "blk.3.ffn_gate.weight"; });
+  no_gate.rebuild_index();
+  auto e1 = compress::pad_ffn(no_gate, base_.model->config(), 32);
+  ASSERT_FALSE(e1.ok());
+  EXPECT_NE(e1.status().message().find("no 'blk.3.ffn_gate.weight'"), std::string::npos) << e1.status().message();
+  formats::ModelFile odd = base_.model->file();
+  for (formats::TensorInfo& t : odd.tensors)
+    if (t.name == "blk.2.ffn_up.weight") t.shape = {32, 344};
+  odd.rebuild_index();
+  auto e2 = compress::pad_ffn(odd, base_.model->config(), 32);
+  ASSERT_FALSE(e2.ok());
+  EXPECT_NE(e2.status().message().find("'blk.2.ffn_up.weight' has shape [32, 344]"), std::string::npos)
+      << e2.status().message();
   // int8 of the padded model: all 37 matrices i8_row.
   compress::QuantizeOptions o;
   o.scheme = *quant::find_scheme("int8");
