@@ -99,6 +99,9 @@ TEST_F(CliQuantizeStories, CalibratedRunWritesFileAndSaysSo) {
   EXPECT_NE(r.err.find("padded the FFN from 172 to 192 channels"), std::string::npos) << r.err;
   EXPECT_NE(r.out.find("tensors: 11 f32, 37 i8_row;"), std::string::npos) << r.out;
   EXPECT_EQ(r.err.find("kept as"), std::string::npos) << r.err;
+  info = run_cli("info " + dir_ + "/i8.gguf");
+  ASSERT_EQ(info.code, 0) << info.err;
+  EXPECT_NE(info.out.find("ffn 192 (172 + 20 zero channels)"), std::string::npos) << info.out;
   // A scheme that cannot store a tensor in its format says which, and why (q4_k: 256-blocks).
   r = run_cli("quantize " + in_ + " --scheme q4_k --plan-only");
   ASSERT_EQ(r.code, 0) << r.err;

@@ -64,9 +64,13 @@ int run(const InfoArgs& a) {
               mib(double(f.file_bytes)));
   std::printf("name:          %s\n", f.get_string("general.name").value_or("-").c_str());
   std::printf("architecture:  %s (%s)\n", c.arch_name.c_str(), model::arch_display_name(c.arch));
-  std::printf("layers %lld, embedding %lld, heads %lld (kv %lld, head dim %lld), ffn %lld, vocab %lld\n",
+  // quantize's FFN padding (compress/pad_ffn.h) records the width before it.
+  std::string padded;
+  if (auto from = f.get_int("edgeglm.ffn_padded_from"); from.ok() && from->has_value() && **from < c.n_ff)
+    padded = " (" + std::to_string(**from) + " + " + std::to_string(c.n_ff - **from) + " zero channels)";
+  std::printf("layers %lld, embedding %lld, heads %lld (kv %lld, head dim %lld), ffn %lld%s, vocab %lld\n",
               (long long)c.n_layer, (long long)c.n_embd, (long long)c.n_head, (long long)c.n_head_kv,
-              (long long)c.head_dim, (long long)c.n_ff, (long long)c.n_vocab);
+              (long long)c.head_dim, (long long)c.n_ff, padded.c_str(), (long long)c.n_vocab);
   std::printf("rope:          %lld of %lld dims rotate, %s pairs, base %g%s\n", (long long)c.rope.n_rot,
               (long long)c.head_dim, c.rope.neox ? "neox (i, i+d/2)" : "interleaved (2i, 2i+1)",
               double(c.rope.base),
