@@ -34,24 +34,39 @@ inline KvView head_view(const KvView& c, int64_t kv_head, int64_t head_dim) {
   return {c.type, static_cast<const char*>(c.data) + size_t(kv_head) * stride, c.row_bytes, 0};
 }
 
-// The n elements of (a head view's) cache row `row` as floats: a pointer into the cache (F32) or
-// into buf.
-inline const float* kv_slice(const KvView& c, int64_t row, int64_t n, float* buf) {
-  const char* r = static_cast<const char*>(c.data) + size_t(row) * c.row_bytes;
+// Calls f(slice) with the slicer of c's cache type: slice(row, n, buf) gives the n elements of (a
+// head view's) cache row `row` as floats, a pointer into the cache (F32) or into buf. A loop over
+// rows inside f takes the type switch once and gets the conversion inlined (10-15% faster decode
+// attention than a switch per row; docs/BENCHMARKS.md, session 12). always_inline: GCC 12 kept
+// it out of line, and the row loop then read its captures from memory (3-4% slower).
+template <class F>
+[[gnu::always_inline]] inline decltype(auto) with_kv_slicer(const KvView& c, F&& f) {
+  const char* base = static_cast<const char*>(c.data);  // by value: the row loop keeps them in registers
+  const size_t row_bytes = c.row_bytes;
+  auto row_at = [base, row_bytes](int64_t row) { return base + size_t(row) * row_bytes; };
   switch (c.type) {
-    case DType::F32: return reinterpret_cast<const float*>(r);
+    case DType::F32:
+      return f([row_at](int64_t row, int64_t, float*) { return reinterpret_cast<const float*>(row_at(row)); });
     case DType::F16:
-      f16_to_f32_row(reinterpret_cast<const uint16_t*>(r), buf, n);
-      return buf;
-    default: {  // Q8_0, n a multiple of 32
-      const quant::BlockQ8_0* b = reinterpret_cast<const quant::BlockQ8_0*>(r);
-      for (int64_t k = 0; k < n / 32; ++k) {
-        const float d = fp16_to_f32(b[k].d);
-        for (int j = 0; j < 32; ++j) buf[32 * k + j] = d * float(b[k].qs[j]);
-      }
-      return buf;
-    }
+      return f([row_at](int64_t row, int64_t n, float* buf) {
+        f16_to_f32_row(reinterpret_cast<const uint16_t*>(row_at(row)), buf, n);
+        return static_cast<const float*>(buf);
+      });
+    default:  // Q8_0, n a multiple of 32
+      return f([row_at](int64_t row, int64_t n, float* buf) {
+        const quant::BlockQ8_0* b = reinterpret_cast<const quant::BlockQ8_0*>(row_at(row));
+        for (int64_t k = 0; k < n / 32; ++k) {
+          const float d = fp16_to_f32(b[k].d);
+          for (int j = 0; j < 32; ++j) buf[32 * k + j] = d * float(b[k].qs[j]);
+        }
+        return static_cast<const float*>(buf);
+      });
   }
+}
+
+// One row through with_kv_slicer (the portable attention's per-row use).
+inline const float* kv_slice(const KvView& c, int64_t row, int64_t n, float* buf) {
+  return with_kv_slicer(c, [&](auto slice) { return slice(row, n, buf); });
 }
 
 // Rows ahead of the one being converted whose slices are prefetched. Deep in a conversation the
@@ -188,25 +203,15 @@ void blocked_attention(const float* q, int64_t ldq, const KvView& kc, const KvVi
     }
   }
   const float* kr[kAttentionKeyBlock];
-  // Rows [j0, j0 + nb) of c as floats in kr, the rows kKvPrefetchRows ahead prefetched. The type
-  // switch is taken once per block, not per row (with the conversion loop unrolled, 10-15% faster
-  // decode attention; docs/BENCHMARKS.md, session 12).
+  // Rows [j0, j0 + nb) of c as floats in kr, the rows kKvPrefetchRows ahead prefetched; the cache
+  // type is decided once per block.
   auto convert_block = [&](const KvView& c, int64_t j0, int64_t nb) {
-    auto rows = [&](auto slice) {  // slice(row, buf): the row as floats
+    with_kv_slicer(c, [&](auto slice) {
       for (int64_t i = 0; i < nb; ++i) {
         if (j0 + i + kKvPrefetchRows < ld) prefetch_kv(c, j0 + i + kKvPrefetchRows, slice_bytes);
-        kr[i] = slice(j0 + i, buf + i * hd);
+        kr[i] = slice(j0 + i, hd, buf + i * hd);
       }
-    };
-    if (c.type == DType::F16) {
-      const char* base = static_cast<const char*>(c.data);
-      rows([&](int64_t j, float* b) {
-        f16_to_f32_row(reinterpret_cast<const uint16_t*>(base + size_t(j) * c.row_bytes), b, hd);
-        return static_cast<const float*>(b);
-      });
-    } else {
-      rows([&](int64_t j, float* b) { return kv_slice(c, j, hd, b); });
-    }
+    });
   };
   for (int64_t j0 = 0; j0 < ld; j0 += kAttentionKeyBlock) {  // pass 1: scores
     const int64_t nb = std::min(kAttentionKeyBlock, ld - j0);
