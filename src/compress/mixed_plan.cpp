@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "compress/quantize_model.h"
+#include "model/convert.h"
 #include "quant/calibrated.h"
 #include "quant/quant.h"
 #include "quant/scheme.h"
@@ -271,14 +272,8 @@ Result<MixedPlan> plan_mixed(const model::Model& model, const tokenizer::Tokeniz
     tp.cols = t.shape[0];
     tp.rows = t.nelements() / tp.cols;
     w.resize(size_t(tp.rows * tp.cols));
-    const size_t src_row = dtype_row_bytes(t.dtype, tp.cols);
     pool.parallel_for(
-        tp.rows,
-        [&](int64_t b, int64_t e) {
-          for (int64_t r = b; r < e; ++r)
-            quant::dequantize_row(t.dtype, t.data + size_t(r) * src_row, w.data() + r * tp.cols, tp.cols);
-        },
-        16);
+        tp.rows, [&](int64_t b, int64_t e) { model::dequantize_rows(t, b, e, w.data() + b * tp.cols); }, 16);
     const InputStats* st = calib ? calib->for_tensor(t.name, tied) : nullptr;
     // Relative error of each candidate storable with these rows, weighted per input channel by
     // diag(H) (the importance; 1 without statistics): sum_rj H_jj e_rj^2 / sum_rj H_jj w_rj^2.

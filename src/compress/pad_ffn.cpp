@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "model/convert.h"
 #include "quant/quant.h"
 #include "quant/scheme.h"
 
@@ -15,22 +16,9 @@ namespace {
 Result<std::vector<float>> decode(const formats::TensorInfo& t) {
   if (!quant::quant_ops(t.dtype))
     return Status::error("pad_ffn: cannot decode '" + t.name + "' (" + dtype_name(t.dtype) + ")");
-  const int64_t cols = t.shape[0], rows = t.nelements() / cols;
   std::vector<float> v(size_t(t.nelements()));
-  const size_t rb = dtype_row_bytes(t.dtype, cols);
-  for (int64_t r = 0; r < rows; ++r) quant::dequantize_row(t.dtype, t.data + size_t(r) * rb, v.data() + r * cols, cols);
+  model::dequantize_rows(t, 0, t.nelements() / t.shape[0], v.data());
   return v;
-}
-
-// Replaces t's data with `v` (F32, new shape), the buffer owned by the file.
-void store(formats::ModelFile& f, formats::TensorInfo& t, const std::vector<float>& v, std::vector<int64_t> shape) {
-  auto buf = std::make_shared<std::vector<uint8_t>>(v.size() * sizeof(float));
-  std::memcpy(buf->data(), v.data(), buf->size());
-  t.dtype = DType::F32;
-  t.shape = std::move(shape);
-  t.data = buf->data();
-  t.nbytes = buf->size();
-  f.owned.push_back(std::move(buf));
 }
 
 }  // namespace
@@ -63,18 +51,18 @@ Result<PadFfnResult> pad_ffn(const formats::ModelFile& file, const model::ModelC
     if (suffix == "ffn_gate.weight" || suffix == "ffn_up.weight") {  // zero rows
       EG_ASSIGN_OR_RETURN(std::vector<float> v, decode(t));
       v.resize(size_t(to * d), 0.0f);
-      store(*copy, t, v, {d, to});
+      copy->replace_with_f32(t, v, {d, to});
     } else if (suffix == "ffn_down.weight") {  // zero columns
       EG_ASSIGN_OR_RETURN(std::vector<float> v, decode(t));
       std::vector<float> w(size_t(d * to), 0.0f);
       for (int64_t r = 0; r < d; ++r) std::memcpy(&w[size_t(r * to)], &v[size_t(r * from)], size_t(from) * sizeof(float));
-      store(*copy, t, w, {to, d});
+      copy->replace_with_f32(t, w, {to, d});
     } else if (suffix == "ffn_gate.bias" || suffix == "ffn_up.bias") {
       if (t.shape != std::vector<int64_t>{from})
         return Status::error("pad_ffn: '" + t.name + "' has shape " + t.shape_string());
       EG_ASSIGN_OR_RETURN(std::vector<float> v, decode(t));
       v.resize(size_t(to), 0.0f);
-      store(*copy, t, v, {to});
+      copy->replace_with_f32(t, v, {to});
     }
   }
   copy->meta[key] = formats::MetaValue::from_u32(uint32_t(to));  // GGUF's type for it

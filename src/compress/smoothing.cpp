@@ -2,11 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <map>
 #include <string>
 #include <vector>
 
+#include "model/convert.h"
 #include "quant/quant.h"
 
 namespace edgeglm::compress {
@@ -27,25 +27,15 @@ class Editor {
     if (!t || !quant::quant_ops(t->dtype)) return nullptr;
     std::vector<float>& v = edits_[name];
     v.resize(size_t(t->nelements()));
-    const int64_t cols = t->shape[0], rows = t->nelements() / cols;
-    const size_t rb = dtype_row_bytes(t->dtype, cols);
-    for (int64_t r = 0; r < rows; ++r) quant::dequantize_row(t->dtype, t->data + size_t(r) * rb, v.data() + r * cols, cols);
+    model::dequantize_rows(*t, 0, t->nelements() / t->shape[0], v.data());
     return &v;
   }
   int64_t cols(const std::string& name) const { return f_.find(name)->shape[0]; }
 
   void commit() {
-    for (auto& [name, v] : edits_) {
-      auto buf = std::make_shared<std::vector<uint8_t>>(v.size() * sizeof(float));
-      std::memcpy(buf->data(), v.data(), buf->size());
+    for (auto& [name, v] : edits_)
       for (formats::TensorInfo& t : f_.tensors)
-        if (t.name == name) {
-          t.dtype = DType::F32;
-          t.data = buf->data();
-          t.nbytes = buf->size();
-        }
-      f_.owned.push_back(std::move(buf));
-    }
+        if (t.name == name) f_.replace_with_f32(t, v, t.shape);
   }
 
  private:

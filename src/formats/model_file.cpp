@@ -286,6 +286,16 @@ const TensorInfo* ModelFile::find(const std::string& name) const {
   return nullptr;
 }
 
+void ModelFile::replace_with_f32(TensorInfo& t, const std::vector<float>& values, std::vector<int64_t> shape) {
+  auto buf = std::make_shared<std::vector<uint8_t>>(values.size() * sizeof(float));
+  std::memcpy(buf->data(), values.data(), buf->size());
+  t.dtype = DType::F32;
+  t.shape = std::move(shape);
+  t.data = buf->data();
+  t.nbytes = buf->size();
+  owned.push_back(std::move(buf));
+}
+
 void ModelFile::rebuild_index() {
   index_.clear();
   index_.reserve(tensors.size());

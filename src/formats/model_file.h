@@ -110,6 +110,9 @@ class ModelFile {
 
   const TensorInfo* find(const std::string& name) const;
   void rebuild_index();  // after editing `tensors`
+  // Replaces the data of t (one of `tensors`) with `values` as F32 of the given shape (values.size()
+  // elements), in a buffer the file owns (quantize's in-memory model edits).
+  void replace_with_f32(TensorInfo& t, const std::vector<float>& values, std::vector<int64_t> shape);
 
   // Typed metadata lookups. Missing keys give nullopt; a present key of the wrong type is an error.
   const MetaValue* get(const std::string& key) const;

@@ -28,6 +28,13 @@ void permute_rows_for_interleaved_rope(const uint8_t* src, uint8_t* dst, int64_t
 
 }  // namespace
 
+void dequantize_rows(const formats::TensorInfo& t, int64_t r0, int64_t r1, float* out) {
+  const int64_t cols = t.shape[0];
+  const size_t row_bytes = dtype_row_bytes(t.dtype, cols);
+  for (int64_t r = r0; r < r1; ++r)
+    quant::dequantize_row(t.dtype, t.data + size_t(r) * row_bytes, out + (r - r0) * cols, cols);
+}
+
 Status convert_to_gguf(const formats::ModelFile& in, const std::string& out_path,
                        const ConvertOptions& opts,
                        const std::function<void(size_t, size_t)>& progress) {
@@ -135,8 +142,7 @@ Status convert_to_gguf(const formats::ModelFile& in, const std::string& out_path
     converted.resize(dst_row * size_t(rows));
     if (target != t.dtype && opts.quantize_matrix) {  // the whole matrix at once
       std::vector<float> w(size_t(cols) * size_t(rows));
-      for (int64_t r = 0; r < rows; ++r)
-        quant::dequantize_row(t.dtype, t.data + size_t(r) * src_row, w.data() + r * cols, cols);
+      dequantize_rows(t, 0, rows, w.data());
       EG_TRY(opts.quantize_matrix(t.name, target, w.data(), rows, cols, converted.data()));
     } else {
       row.resize(size_t(cols));

@@ -30,6 +30,9 @@ struct ConvertOptions {
   int64_t file_type = -1;          // general.file_type to write; < 0: from matrix_type
 };
 
+// Rows [r0, r1) of t (rows of shape[0] elements, a type quant:: decodes) as floats, row r0 at out.
+void dequantize_rows(const formats::TensorInfo& t, int64_t r0, int64_t r1, float* out);
+
 // progress(tensor_index, n_tensors); may be null. The output is written to a temporary file and
 // renamed into place, so a failure never leaves a partial file under `out_path`.
 Status convert_to_gguf(const formats::ModelFile& in, const std::string& out_path,
