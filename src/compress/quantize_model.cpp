@@ -79,7 +79,6 @@ Result<std::vector<TensorChoice>> plan_tensors(const formats::ModelFile& file,
       c.to = it->second;
     } else {
       c.to = quant::scheme_tensor_type(*opts.scheme, d, md, t.dtype);
-      c.wanted = quant::scheme_preferred_type(*opts.scheme, d, md, t.dtype);
     }
     // Vectors in half precision (some Hugging Face files) become F32 as `convert` makes them.
     if (!quant::is_quantizable(d) && is_float_type(t.dtype)) c.to = DType::F32;
@@ -96,7 +95,10 @@ Result<std::vector<TensorChoice>> plan_tensors(const formats::ModelFile& file,
           break;
         }
     }
-    if (!quant::is_quantizable(d) || opts.scheme->kind == quant::SchemeKind::kMixed || kept) c.wanted = c.to;
+    // The fixed scheme's own format, where a row-length fallback replaced it (fallback_notes).
+    c.wanted = c.to;
+    if (!kept && opts.scheme->kind != quant::SchemeKind::kMixed && quant::is_quantizable(d))
+      c.wanted = quant::scheme_preferred_type(*opts.scheme, d, md, t.dtype);
     c.bytes = dtype_row_bytes(c.to, d.cols) * uint64_t(d.rows);
     c.calibrated = opts.calib && c.to != c.from && quant::calib_supported(c.to) &&
                    opts.calib->for_tensor(t.name, md.tied_output) != nullptr;

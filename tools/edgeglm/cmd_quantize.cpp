@@ -140,7 +140,7 @@ int run(const QuantizeArgs& a) {
   // The W8A8 schemes quantize every matrix product: an FFN whose width is no multiple of the
   // 32-element blocks is padded with zero channels (exact) rather than leaving ffn_down in F16.
   std::unique_ptr<model::Model> padded_model;
-  if (!mixed && (s.type == DType::I8_ROW || s.type == DType::U8_ROW) && mp_model->config().n_ff % quant::kQKRow != 0) {
+  if ((s.type == DType::I8_ROW || s.type == DType::U8_ROW) && mp_model->config().n_ff % quant::kQKRow != 0) {
     auto p = compress::pad_ffn(mp_model->file(), mp_model->config(), quant::kQKRow);
     if (!p.ok()) {
       std::fprintf(stderr, "note: FFN not padded: %s\n", p.status().message().c_str());
