@@ -139,8 +139,10 @@ int run(const QuantizeArgs& a) {
   ThreadPool pool(a.model.thread_count(), a.model.pin_cpus());
   // The W8A8 schemes quantize every matrix product: an FFN whose width is no multiple of the
   // 32-element blocks is padded with zero channels (exact) rather than leaving ffn_down in F16.
+  // They are also the schemes smoothed by default (below).
+  const bool w8a8 = s.type == DType::I8_ROW || s.type == DType::U8_ROW;
   std::unique_ptr<model::Model> padded_model;
-  if ((s.type == DType::I8_ROW || s.type == DType::U8_ROW) && mp_model->config().n_ff % quant::kQKRow != 0) {
+  if (w8a8 && mp_model->config().n_ff % quant::kQKRow != 0) {
     auto p = compress::pad_ffn(mp_model->file(), mp_model->config(), quant::kQKRow);
     if (!p.ok()) {
       std::fprintf(stderr, "note: FFN not padded: %s\n", p.status().message().c_str());
@@ -178,7 +180,6 @@ int run(const QuantizeArgs& a) {
     calib = std::move(c).value();
     qo.calib = &calib;
     std::fprintf(stderr, "calibration: %lld tokens of %s\n", (long long)calib.tokens, a.calib.c_str());
-    const bool w8a8 = s.type == DType::I8_ROW || s.type == DType::U8_ROW;
     const double alpha = a.smooth >= 0 ? a.smooth : (w8a8 ? 0.5 : 0.0);
     if (alpha > 0) {
       compress::SmoothOptions so;
