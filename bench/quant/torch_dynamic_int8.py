@@ -256,10 +256,11 @@ def main():
              engine, False, False),
             (f"{engine}: per-channel weights, one activation scale per token", per_channel,
              engine, True, False)]
-    probe = Llama(args.model)
-    if any(m.in_features % 32 for m in probe.modules() if isinstance(m, nn.Linear)):
-        # edgeglm's int8 (i8_row) needs rows of a multiple of 32 and leaves the others in F16
-        variants += [(f"{e}: per-channel weights, per token, only K % 32 == 0 (as edgeglm)",
+    cfg = Config(gguf.GGUFReader(args.model))  # the Linear inputs are dim (q k v gate up output, o) and ffn (down)
+    if cfg.dim % 32 or cfg.ffn % 32:
+        # 32-block formats need rows of a multiple of 32: llama.cpp (and edgeglm before its int8 padded the
+        # FFN, 3f0ae4c) leave the others in F16
+        variants += [(f"{e}: per-channel weights, per token, only K % 32 == 0 (as llama.cpp Q8_0)",
                       per_channel, e, True, True) for e in args.engines.split(",")]
     rows = []
     for name, qconfig, engine, per_token, aligned_only in variants:
